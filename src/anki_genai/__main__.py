@@ -1,0 +1,3 @@
+from anki_genai.cli import main
+
+main()

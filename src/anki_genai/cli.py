@@ -1,0 +1,118 @@
+"""The command line: parses options, calls the library, reports once.
+
+Exit codes: 0 success (a build that skipped broken pairs still succeeds, and says so);
+1 the build failed or `--strict` found problems; 2 the command line itself is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from anki_genai import __version__, identity
+from anki_genai.build import BuildOptions, BuildResult, build, source_root
+from anki_genai.errors import AnkiGenaiError
+from anki_genai.identity import Status
+
+T = TypeVar("T")
+
+_SOURCES = click.argument(
+    "sources", nargs=-1, type=click.Path(exists=True, path_type=Path)
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="anki-genai")
+def main() -> None:
+    """Turn Markdown question/answer notes into Anki decks that re-import safely."""
+
+
+@main.command("build")
+@_SOURCES
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("build"),
+    show_default=True,
+    help="Folder for the package, or a file name ending in .apkg.",
+)
+@click.option("--deck", help="Put every note into this deck instead of one deck per file.")
+@click.option("--strict", is_flag=True, help="Fail, writing nothing, if the sources have any problem.")
+@click.option("--dry-run", is_flag=True, help="Show what the build would do; write nothing.")
+def build_command(
+    sources: tuple[Path, ...], output: Path, deck: str | None, strict: bool, dry_run: bool
+) -> None:
+    """Build an Anki package from Markdown SOURCES (files or folders; default: source/)."""
+    options = BuildOptions(sources or (Path("source"),), output, deck, strict, dry_run)
+    result = _run(lambda: build(options))
+    for diagnostic in result.diagnostics:
+        click.echo(str(diagnostic), err=True)
+    if dry_run:
+        _print_plan(result)
+        click.echo(f"Dry run, nothing written: {_summary(result)}")
+    else:
+        click.echo(f"Wrote {_summary(result)}")
+
+
+@main.command("forget-removed")
+@_SOURCES
+def forget_removed_command(sources: tuple[Path, ...]) -> None:
+    """Forget notes removed from the sources, once you have deleted them in Anki.
+
+    Until then every build keeps sending them tagged anki-genai::removed.
+    """
+    root = source_root(sources or (Path("source"),))
+    path = root / identity.STATE_FILE_NAME
+
+    def forget() -> int:
+        state, dropped = identity.drop_tombstones(identity.load_state(path))
+        if dropped:
+            identity.save_state(state, path)
+        return dropped
+
+    dropped = _run(forget)
+    click.echo(f"Forgot {dropped} removed note(s) in {path}.")
+
+
+def _run(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except AnkiGenaiError as exc:
+        for diagnostic in getattr(exc, "diagnostics", ()):
+            click.echo(str(diagnostic), err=True)
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(exc.exit_code) from None
+
+
+def _summary(result: BuildResult) -> str:
+    counts = result.counts
+    notes = sum(1 for n in result.notes if n.status is not Status.REMOVED)
+    parts = [
+        f"{counts[Status.NEW]} new",
+        f"{counts[Status.CHANGED] + counts[Status.RENAMED]} changed",
+        f"{counts[Status.UNCHANGED]} unchanged",
+    ]
+    if counts[Status.RENAMED]:
+        parts.insert(2, f"{counts[Status.RENAMED]} reworded")
+    if counts[Status.REMOVED]:
+        parts.append(f"{counts[Status.REMOVED]} removed")
+    files = f"{result.files} file" + ("" if result.files == 1 else "s")
+    return f"{result.package_path}: {files}, {notes} notes ({', '.join(parts)})"
+
+
+def _print_plan(result: BuildResult) -> None:
+    for note in result.notes:
+        if note.status is Status.UNCHANGED:
+            continue
+        if note.card is None:
+            click.echo(f"removed    {note.guid}")
+        elif note.status is Status.RENAMED:
+            click.echo(
+                f"reworded   {note.card.source}: {note.previous_question} -> {note.card.question_text}"
+            )
+        else:
+            click.echo(f"{note.status.value:<10} {note.card.source}: {note.card.question_text}")

@@ -1,0 +1,67 @@
+"""The tool's own errors and diagnostics; only the CLI prints them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """A place in a source file, as a user's editor would show it."""
+
+    path: Path
+    line: int  # 1-based; markdown-it's Token.map is 0-based and end-exclusive
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+class Severity(enum.Enum):
+    ERROR = "error"  # the pair cannot become a card
+    WARNING = "warning"  # the card builds but may disappoint
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in the sources, reported as `path:line: severity: message`."""
+
+    location: SourceLocation
+    message: str
+    severity: Severity = Severity.ERROR
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.severity.value}: {self.message}"
+
+
+class AnkiGenaiError(Exception):
+    """A problem the user can fix; the CLI prints it without a traceback."""
+
+    exit_code = 1
+
+
+class SourceError(AnkiGenaiError):
+    """A source file cannot be read or used."""
+
+    def __init__(self, message: str, location: SourceLocation | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class StateError(AnkiGenaiError):
+    """The state file that keeps note identities is unreadable or foreign."""
+
+
+class StrictModeError(AnkiGenaiError):
+    """`--strict` was given and the sources have problems."""
+
+    def __init__(self, diagnostics: tuple[Diagnostic, ...]) -> None:
+        super().__init__(
+            f"{len(diagnostics)} problem(s) in the sources and --strict was given; nothing written"
+        )
+        self.diagnostics = diagnostics

@@ -1,0 +1,365 @@
+"""Note identity between builds: the state file, stable GUIDs and per-note mod times.
+
+Anki matches an imported note to an existing one by GUID only, and overwrites it only when
+the package's `mod` is newer than the note's. So every note keeps the GUID it was first given
+and a `mod` that moves only when its content changes. Both live in a state file beside the
+sources, committed with them: losing it would make the next build look brand new to Anki.
+
+Matching a pair of the new build to a note of the previous one, in this order:
+1. an explicit id in the source (`<!-- anki-genai-id: NAME -->`) always wins;
+2. the same question text (compared after folding width, case and spacing); when several
+   notes share it, the one with the same answer, then the one in the same file;
+3. a question edited a little: among the notes that disappeared, the most similar question
+   (similarity >= 0.75, or >= 0.5 when the answer is unchanged), but only when that pairing
+   is clearly the best for both sides, so two different questions are never merged;
+4. otherwise a new note, whose GUID is derived from its question text.
+Notes that disappeared stay in the state as tombstones and keep being packaged with the tag
+`anki-genai::removed`, so users can find and delete them in Anki.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import enum
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import genanki
+
+from anki_genai.errors import StateError
+from anki_genai.parse import normalize_question
+
+STATE_FILE_NAME = "anki-genai-state.json"
+STATE_FORMAT = "anki-genai state"
+STATE_VERSION = 1
+REMOVED_TAG = "anki-genai::removed"
+
+_SIMILAR = 0.75
+_SIMILAR_SAME_ANSWER = 0.5
+_CLEAR_MARGIN = 0.1
+
+
+class Status(enum.Enum):
+    NEW = "new"
+    CHANGED = "changed"
+    RENAMED = "renamed"  # the question text was edited; same note
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True, slots=True)
+class NoteRecord:
+    """What the state file remembers of one note."""
+
+    guid: str
+    question: str  # plain question text, for matching edited questions
+    answer: str  # digest of the answer, a hint when the question was edited
+    digest: str  # digest of everything the note shows; a change means a new mod
+    mod: int
+    file: str  # source file, relative to the state file's folder
+    removed: bool = False
+    # Only for removed notes: what keeps being packaged so the removal tag reaches Anki.
+    deck: str = ""
+    fields: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """Every note the previous builds made, and the note type's last change."""
+
+    notes: Mapping[str, NoteRecord] = field(default_factory=dict)
+    note_type_digest: str = ""
+    note_type_mod: int = 0
+
+    @property
+    def latest_mod(self) -> int:
+        return max([self.note_type_mod, *(n.mod for n in self.notes.values())])
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A pair of the new build, as identity matching sees it."""
+
+    question: str
+    answer: str
+    digest: str
+    file: str
+    explicit_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """The identity given to one candidate."""
+
+    guid: str
+    mod: int
+    status: Status
+    previous_question: str | None = None  # set for RENAMED
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityPlan:
+    """The outcome of matching a build against the previous state."""
+
+    assignments: tuple[Assignment, ...]  # one per candidate, in candidate order
+    removed: tuple[NoteRecord, ...]  # tombstones, new ones included (their mod is `now`)
+    newly_removed: tuple[str, ...]  # GUIDs that disappeared in this build
+    now: int
+
+
+def build_timestamp(state: State, clock: float | None = None) -> int:
+    """Return a mod time strictly newer than anything the state has sent to Anki."""
+    now = int(time.time() if clock is None else clock)
+    return max(now, state.latest_mod + 1)
+
+
+def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -> IdentityPlan:
+    """Give each candidate the GUID of the note it evolved from, or a new one."""
+    records = state.notes
+    claimed: set[str] = set()
+    chosen: list[str | None] = [None] * len(candidates)
+
+    for index, cand in enumerate(candidates):
+        if cand.explicit_id is not None:
+            guid = _explicit_guid(cand.explicit_id)
+            chosen[index] = guid
+            claimed.add(guid)
+
+    by_question: dict[str, list[NoteRecord]] = {}
+    for record in records.values():
+        if record.guid not in claimed:
+            by_question.setdefault(normalize_question(record.question), []).append(record)
+    for index, cand in enumerate(candidates):
+        if chosen[index] is not None:
+            continue
+        pool = [r for r in by_question.get(normalize_question(cand.question), ()) if r.guid not in claimed]
+        if pool:
+            best = max(pool, key=lambda r: (r.answer == cand.answer, r.file == cand.file))
+            chosen[index] = best.guid
+            claimed.add(best.guid)
+
+    _match_edited_questions(candidates, records, chosen, claimed)
+
+    taken = set(records) | claimed
+    assignments = []
+    for index, cand in enumerate(candidates):
+        guid = chosen[index]
+        if guid is None:
+            guid = _fresh_guid(cand.question, taken)
+            taken.add(guid)
+        record = records.get(guid)
+        assignments.append(_assignment(guid, cand, record, now))
+
+    removed: list[NoteRecord] = []
+    newly_removed: list[str] = []
+    for guid, record in sorted(records.items()):
+        if guid in claimed:
+            continue
+        if not record.removed:
+            newly_removed.append(guid)
+            record = replace(record, removed=True, mod=now)
+        removed.append(record)
+    return IdentityPlan(tuple(assignments), tuple(removed), tuple(newly_removed), now)
+
+
+def _assignment(guid: str, cand: Candidate, record: NoteRecord | None, now: int) -> Assignment:
+    if record is None:
+        return Assignment(guid, now, Status.NEW)
+    if record.digest == cand.digest and not record.removed:
+        return Assignment(guid, record.mod, Status.UNCHANGED)
+    if normalize_question(record.question) != normalize_question(cand.question):
+        return Assignment(guid, now, Status.RENAMED, previous_question=record.question)
+    return Assignment(guid, now, Status.CHANGED)
+
+
+def _match_edited_questions(
+    candidates: Sequence[Candidate],
+    records: Mapping[str, NoteRecord],
+    chosen: list[str | None],
+    claimed: set[str],
+) -> None:
+    open_candidates = [i for i, guid in enumerate(chosen) if guid is None]
+    open_records = [r for r in records.values() if r.guid not in claimed]
+    if not open_candidates or not open_records:
+        return
+    keys = {r.guid: normalize_question(r.question) for r in open_records}
+    scores: dict[tuple[int, str], float] = {}
+    for index in open_candidates:
+        cand = candidates[index]
+        matcher = difflib.SequenceMatcher(None, normalize_question(cand.question), autojunk=False)
+        for record in open_records:
+            matcher.set_seq1(keys[record.guid])
+            if matcher.real_quick_ratio() < _SIMILAR_SAME_ANSWER:
+                continue
+            ratio = matcher.ratio()
+            threshold = _SIMILAR_SAME_ANSWER if record.answer == cand.answer else _SIMILAR
+            if ratio >= threshold:
+                # An unchanged answer is strong evidence; let it outweigh a close rival.
+                scores[index, record.guid] = ratio + (_CLEAR_MARGIN if record.answer == cand.answer else 0)
+    for (index, guid), score in sorted(scores.items(), key=lambda item: -item[1]):
+        if chosen[index] is not None or guid in claimed:
+            continue
+        rivals = [
+            other
+            for (i, g), other in scores.items()
+            if (i == index and g != guid and g not in claimed)
+            or (g == guid and i != index and chosen[i] is None)
+        ]
+        if any(score - rival < _CLEAR_MARGIN for rival in rivals):
+            continue  # ambiguous: better a new note than two questions merged into one
+        chosen[index] = guid
+        claimed.add(guid)
+
+
+def _explicit_guid(explicit_id: str) -> str:
+    return str(genanki.guid_for("anki-genai:id", explicit_id))
+
+
+def _fresh_guid(question: str, taken: set[str]) -> str:
+    key = normalize_question(question)
+    guid = str(genanki.guid_for("anki-genai:q", key))
+    counter = 2
+    while guid in taken:
+        # The same question again with another answer: a distinct, still reproducible GUID.
+        guid = str(genanki.guid_for("anki-genai:q", key, str(counter)))
+        counter += 1
+    return guid
+
+
+def updated_state(
+    candidates: Sequence[Candidate],
+    plan: IdentityPlan,
+    tombstones: Sequence[NoteRecord],
+    note_type_digest: str,
+    note_type_mod: int,
+) -> State:
+    """Return the state to save once the package that matches `plan` is written."""
+    notes: dict[str, NoteRecord] = {r.guid: r for r in tombstones}
+    for cand, assignment in zip(candidates, plan.assignments, strict=True):
+        notes[assignment.guid] = NoteRecord(
+            guid=assignment.guid,
+            question=cand.question,
+            answer=cand.answer,
+            digest=cand.digest,
+            mod=assignment.mod,
+            file=cand.file,
+        )
+    return State(notes, note_type_digest, note_type_mod)
+
+
+def drop_tombstones(state: State) -> tuple[State, int]:
+    """Forget removed notes (after the user deleted them in Anki); return how many."""
+    kept = {guid: r for guid, r in state.notes.items() if not r.removed}
+    return replace(state, notes=kept), len(state.notes) - len(kept)
+
+
+# --- the state file ---------------------------------------------------------------------------
+
+
+def load_state(path: Path) -> State:
+    """Read the state file at `path`; a missing file is an empty state, a bad one an error."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return State()
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read the state file: {exc.strerror}") from None
+    restore = (
+        "Restore it from version control (git checkout -- FILE) or from the backup in the "
+        "output folder. Do not delete it: without it every note would get a new identity "
+        "and Anki would duplicate your cards."
+    )
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise StateError(
+            f"{path}:{exc.lineno}: the state file is damaged ({exc.msg}). {restore}"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        raise StateError(f"{path}: this is not an anki-genai state file. {restore}")
+    version = data.get("version")
+    if version != STATE_VERSION:
+        raise StateError(
+            f"{path}: state file version {version!r} is not supported by this anki-genai "
+            f"(it reads version {STATE_VERSION}); upgrade anki-genai."
+        )
+    try:
+        return _state_from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError(f"{path}: the state file is damaged ({exc!r}). {restore}") from None
+
+
+def _state_from_json(data: Mapping[str, object]) -> State:
+    note_type = data["note_type"]
+    assert isinstance(note_type, dict)
+    entries = data["notes"]
+    if not isinstance(entries, list):
+        raise TypeError("notes is not a list")
+    notes = {}
+    for entry in entries:
+        record = NoteRecord(
+            guid=str(entry["guid"]),
+            question=str(entry["question"]),
+            answer=str(entry["answer"]),
+            digest=str(entry["digest"]),
+            mod=int(entry["mod"]),
+            file=str(entry["file"]),
+            removed=bool(entry.get("removed", False)),
+            deck=str(entry.get("deck", "")),
+            fields=tuple(str(f) for f in entry.get("fields", ())),
+            tags=tuple(str(t) for t in entry.get("tags", ())),
+        )
+        notes[record.guid] = record
+    return State(notes, str(note_type["digest"]), int(note_type["mod"]))
+
+
+def state_to_json(state: State) -> str:
+    """Serialise `state` with one sorted entry per note, so diffs show only what changed."""
+    entries = []
+    for guid in sorted(state.notes):
+        record = state.notes[guid]
+        entry: dict[str, object] = {
+            "guid": record.guid,
+            "question": record.question,
+            "answer": record.answer,
+            "digest": record.digest,
+            "mod": record.mod,
+            "file": record.file,
+        }
+        if record.removed:
+            entry.update(removed=True, deck=record.deck, fields=list(record.fields), tags=list(record.tags))
+        entries.append(entry)
+    document = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "note_type": {"digest": state.note_type_digest, "mod": state.note_type_mod},
+        "notes": entries,
+    }
+    return json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+
+
+def save_state(state: State, path: Path) -> None:
+    """Write the state file atomically: a crash leaves either the old file or the new one."""
+    atomic_write_text(path, state_to_json(state))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise

@@ -1,0 +1,215 @@
+"""Cards -> an `.apkg` file. The only module that imports genanki; the note type lives here."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import sqlite3
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import genanki
+
+# ---------------------------------------------------------------------------------------------
+# The note type. Anki matches note types by id and compares their schema (field names and
+# order, template names and count). If any of these change after release, Anki keeps the old
+# note type, adds a copy named "anki-genai Q&A+", and reports every existing note as
+# "conflicting" on every later import: no edit would ever reach users' collections again.
+# So NOTE_TYPE_ID, FIELD_NAMES and TEMPLATE_NAME are frozen forever. "Extra" is the spare
+# field, empty today, for whatever a later version needs. The CSS and the template *text*
+# may change freely: a change bumps the note type's mod and Anki then replaces them.
+# ---------------------------------------------------------------------------------------------
+NOTE_TYPE_ID = 1876203471
+NOTE_TYPE_NAME = "anki-genai Q&A"
+FIELD_NAMES = ("Question", "Answer", "Context", "Source", "Extra")
+TEMPLATE_NAME = "Card 1"
+
+FRONT_TEMPLATE = """\
+{{#Context}}<div class="context">{{Context}}</div>{{/Context}}
+<div class="question">{{Question}}</div>
+"""
+
+BACK_TEMPLATE = """\
+{{FrontSide}}
+<hr id="answer">
+<div class="answer">{{Answer}}</div>
+{{#Extra}}<div class="extra">{{Extra}}</div>{{/Extra}}
+{{#Source}}<div class="source">{{Source}}</div>{{/Source}}
+"""
+
+CSS = """\
+.card {
+  font-family: -apple-system, BlinkMacSystemFont, "Segoe UI", "PingFang SC", "Hiragino Sans GB",
+    "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
+    Roboto, "Helvetica Neue", Arial, sans-serif;
+  font-size: 18px;
+  line-height: 1.7;
+  text-align: left;
+  color: #1f2328;
+  background-color: #ffffff;
+  max-width: 46em;
+  margin: 0 auto;
+  padding: 0 12px;
+  overflow-wrap: anywhere;
+}
+.context { font-size: 0.8em; color: #6e7781; margin-bottom: 0.4em; }
+.question { font-weight: 600; }
+.answer ul, .answer ol, .question ul, .question ol { padding-left: 1.4em; }
+.source { font-size: 0.7em; color: #8c959f; margin-top: 1.5em; }
+hr#answer { border: none; border-top: 1px solid #d0d7de; margin: 1em 0; }
+code { font-family: "SFMono-Regular", Menlo, Consolas, "Liberation Mono", monospace;
+  font-size: 0.88em; background: #f6f8fa; padding: 0.1em 0.3em; border-radius: 4px; }
+pre { background: #f6f8fa; padding: 0.8em; border-radius: 6px; overflow-x: auto;
+  line-height: 1.45; max-width: 100%; }
+pre code { background: none; padding: 0; font-size: 0.85em; }
+table { border-collapse: collapse; display: block; overflow-x: auto; max-width: 100%; }
+th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; }
+blockquote { margin: 0.5em 0; padding-left: 0.8em; border-left: 3px solid #d0d7de;
+  color: #57606a; }
+img { max-width: 100%; height: auto; }
+.nightMode .card, .night_mode .card, .card.nightMode, .card.night_mode {
+  color: #e6edf3; background-color: #1e1e1e; }
+.nightMode .context, .night_mode .context { color: #9198a1; }
+.nightMode .source, .night_mode .source { color: #7d8590; }
+.nightMode code, .night_mode code, .nightMode pre, .night_mode pre { background: #2d333b; }
+.nightMode th, .nightMode td, .night_mode th, .night_mode td { border-color: #444c56; }
+.nightMode blockquote, .night_mode blockquote { color: #9198a1; border-left-color: #444c56; }
+"""
+
+
+def note_type_digest() -> str:
+    """Return a digest of everything in the note type that may change between versions."""
+    text = "\x00".join((NOTE_TYPE_NAME, FRONT_TEMPLATE, BACK_TEMPLATE, CSS))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _note_type() -> genanki.Model:
+    return genanki.Model(
+        NOTE_TYPE_ID,
+        NOTE_TYPE_NAME,
+        fields=[{"name": name} for name in FIELD_NAMES],
+        templates=[{"name": TEMPLATE_NAME, "qfmt": FRONT_TEMPLATE, "afmt": BACK_TEMPLATE}],
+        css=CSS,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PackagedNote:
+    """One note as it goes into the package."""
+
+    guid: str
+    deck: str
+    fields: tuple[str, str, str, str, str]  # in FIELD_NAMES order
+    tags: tuple[str, ...]
+    mod: int  # seconds; Anki updates an existing note only if this is newer than its own
+
+
+def deck_id(name: str) -> int:
+    """Return a stable id for a deck name (Anki matches decks by name; the id only has to be stable)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return (1 << 30) + int.from_bytes(digest[:4], "big") % (1 << 30)
+
+
+def write_package(
+    notes: Sequence[PackagedNote], note_type_mod: int, path: Path, media: Sequence[Path] = ()
+) -> None:
+    """Write `notes` to an `.apkg` at `path`, atomically: the old file stays until the new is whole."""
+    model = _note_type()
+    db = sqlite3.connect(":memory:")
+    try:
+        cursor = db.cursor()
+        _fill_collection(cursor, model, notes, note_type_mod)
+        db.commit()
+        collection_bytes = db.serialize()
+    finally:
+        db.close()
+    _atomic_write_zip(path, collection_bytes, media)
+
+
+def _fill_collection(
+    cursor: sqlite3.Cursor,
+    model: genanki.Model,
+    notes: Sequence[PackagedNote],
+    note_type_mod: int,
+) -> None:
+    # genanki's Package.write_to_db stamps one timestamp on every note and rewrites the decks
+    # and models JSON once per deck; we need a mod per note and write each JSON once.
+    from genanki.apkg_col import APKG_COL
+    from genanki.apkg_schema import APKG_SCHEMA
+
+    cursor.executescript(APKG_SCHEMA)
+    cursor.executescript(APKG_COL)
+    decks = {name: genanki.Deck(deck_id(name), name) for name in sorted({n.deck for n in notes})}
+    (decks_json,) = cursor.execute("SELECT decks FROM col").fetchone()
+    all_decks = json.loads(decks_json)
+    all_decks.update({str(deck.deck_id): deck.to_json() for deck in decks.values()})
+    default_deck = next(iter(decks.values())).deck_id if decks else 1
+    models = {str(NOTE_TYPE_ID): model.to_json(note_type_mod, default_deck)}
+    cursor.execute("UPDATE col SET decks = ?, models = ?", (json.dumps(all_decks), json.dumps(models)))
+    first_id = max((n.mod for n in notes), default=note_type_mod) * 1000
+    ids = itertools.count(first_id)
+    for note in notes:
+        genanki_note = genanki.Note(model, list(note.fields), guid=note.guid, tags=list(note.tags))
+        genanki_note.write_to_db(cursor, note.mod, decks[note.deck].deck_id, ids)
+
+
+@dataclass(frozen=True, slots=True)
+class PackagedContent:
+    """What a package holds for one note."""
+
+    deck: str
+    fields: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+def read_notes(path: Path, guids: set[str]) -> dict[str, PackagedContent]:
+    """Return deck, fields and tags of the notes `guids` in the package at `path`, if readable."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            collection = zf.read("collection.anki2")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return {}
+    db = sqlite3.connect(":memory:")
+    try:
+        db.deserialize(collection)
+        (decks_json,) = db.execute("SELECT decks FROM col").fetchone()
+        deck_names = {int(k): v["name"] for k, v in json.loads(decks_json).items()}
+        rows = db.execute(
+            "SELECT n.guid, n.flds, n.tags, MIN(c.did) FROM notes n JOIN cards c ON c.nid = n.id"
+            " GROUP BY n.id"
+        ).fetchall()
+    except (sqlite3.Error, ValueError, TypeError, KeyError):
+        return {}
+    finally:
+        db.close()
+    return {
+        guid: PackagedContent(deck_names.get(did, ""), tuple(flds.split("\x1f")), tuple(tags.split()))
+        for guid, flds, tags, did in rows
+        if guid in guids
+    }
+
+
+def _atomic_write_zip(path: Path, collection: bytes, media: Sequence[Path]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr("collection.anki2", collection)
+                zf.writestr("media", json.dumps({str(i): p.name for i, p in enumerate(media)}))
+                for index, media_path in enumerate(media):
+                    zf.write(media_path, str(index))
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
