@@ -36,11 +36,11 @@ class BuildOptions:
 class PlannedNote:
     """A note of the package with its identity and what the build does to it."""
 
-    card: Card | None  # None for removed notes
+    card: Card | None  # None for notes removed from the sources
     guid: str
     mod: int
     status: Status
-    previous_question: str | None = None
+    previous_question: str | None = None  # for reworded and removed notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,8 @@ def build(options: BuildOptions) -> BuildResult:
     for path in files:
         document = parse_markdown(read_source(path), path, md)
         diagnostics.extend(document.diagnostics)
-        relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+        resolved = path.resolve()
+        relative = resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else path.name
         deck = options.deck or deck_name(document)
         cards.extend(make_cards(document, deck, relative, renderer))
     cards, duplicate_problems = _merge_duplicates(cards)
@@ -90,12 +91,22 @@ def build(options: BuildOptions) -> BuildResult:
 
     package_path = output_path(options, root, {c.deck for c in cards})
     tombstones = _tombstones(plan, state, package_path)
+    newly_removed = set(plan.newly_removed)
     notes = tuple(
         PlannedNote(card, a.guid, a.mod, a.status, a.previous_question)
         for card, a in zip(cards, plan.assignments, strict=True)
-    ) + tuple(PlannedNote(None, r.guid, r.mod, Status.REMOVED) for r in tombstones)
-    counts = Counter(n.status for n in notes if n.status is not Status.REMOVED)
-    counts[Status.REMOVED] = len(plan.newly_removed)
+    ) + tuple(
+        PlannedNote(
+            None,
+            r.guid,
+            r.mod,
+            Status.REMOVED if r.guid in newly_removed else Status.UNCHANGED,
+            previous_question=r.question,
+        )
+        for r in tombstones
+    )
+    counts = Counter(n.status for n in notes if n.card is not None)
+    counts[Status.REMOVED] = len(newly_removed)
 
     result = BuildResult(package_path, state_path, len(files), notes, tuple(diagnostics), False, counts)
     if options.strict and diagnostics:
@@ -189,17 +200,15 @@ def source_root(sources: Sequence[Path]) -> Path:
 
 
 def find_sources(sources: Sequence[Path]) -> list[Path]:
-    """Return every Markdown file in `sources`, sorted; folders are searched recursively."""
-    found: dict[Path, None] = {}
+    """Return every Markdown file in `sources`, as the user named them; folders are searched."""
+    found: dict[Path, Path] = {}  # resolved -> as named, so a file given twice is read once
     for source in sources:
         if not source.exists():
             raise SourceError(f"{source}: no such file or folder")
-        if source.is_dir():
-            for path in sorted(_walk_markdown(source.resolve())):
-                found[path] = None
-        else:
-            found[source.resolve()] = None
-    return list(found)
+        paths = sorted(_walk_markdown(source)) if source.is_dir() else [source]
+        for path in paths:
+            found.setdefault(path.resolve(), path)
+    return list(found.values())
 
 
 def _walk_markdown(folder: Path) -> Iterator[Path]:

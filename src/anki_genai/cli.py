@@ -90,7 +90,7 @@ def _run(action: Callable[[], T]) -> T:
 
 def _summary(result: BuildResult) -> str:
     counts = result.counts
-    notes = sum(1 for n in result.notes if n.status is not Status.REMOVED)
+    notes = sum(1 for n in result.notes if n.card is not None)
     parts = [
         f"{counts[Status.NEW]} new",
         f"{counts[Status.CHANGED] + counts[Status.RENAMED]} changed",
@@ -109,7 +109,7 @@ def _print_plan(result: BuildResult) -> None:
         if note.status is Status.UNCHANGED:
             continue
         if note.card is None:
-            click.echo(f"removed    {note.guid}")
+            click.echo(f"removed    {note.previous_question}")
         elif note.status is Status.RENAMED:
             click.echo(
                 f"reworded   {note.card.source}: {note.previous_question} -> {note.card.question_text}"

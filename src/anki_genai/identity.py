@@ -193,7 +193,8 @@ def _match_edited_questions(
     scores: dict[tuple[int, str], float] = {}
     for index in open_candidates:
         cand = candidates[index]
-        matcher = difflib.SequenceMatcher(None, normalize_question(cand.question), autojunk=False)
+        matcher = difflib.SequenceMatcher(autojunk=False)
+        matcher.set_seq2(normalize_question(cand.question))  # seq2 is the one difflib indexes
         for record in open_records:
             matcher.set_seq1(keys[record.guid])
             if matcher.real_quick_ratio() < _SIMILAR_SAME_ANSWER:

@@ -1,0 +1,304 @@
+"""A card keeps its GUID and review history however its note is edited."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from anki_genai.identity import REMOVED_TAG, STATE_FILE_NAME
+from tests.conftest import AnkiCollection, ImportLog, run_cli
+
+ORIGINAL = """\
+# 网络基础
+
+## 1. TCP
+
+**题目：** TCP 三次握手的过程是什么？
+
+**答案：**
+
+- 客户端发送 SYN
+- 服务端回复 SYN-ACK
+- 客户端发送 ACK
+
+## 2. UDP
+
+**题目：** UDP 与 TCP 的主要区别是什么？
+
+**答案：** UDP 无连接、不可靠，但开销小。
+
+## 3. HTTP
+
+**题目：** HTTP 的常见状态码有哪些？
+
+**答案：**
+
+200 表示成功，404 表示未找到，500 表示服务器错误。
+"""
+
+
+class Project:
+    """A user's notes folder, built and imported into Anki, then edited and rebuilt."""
+
+    def __init__(self, root: Path, anki: AnkiCollection, files: dict[str, str]) -> None:
+        self.root = root
+        self.anki = anki
+        self.source = root / "source"
+        self.source.mkdir(parents=True)
+        for name, text in files.items():
+            (self.source / name).write_text(text, encoding="utf-8")
+        result = self.build()
+        assert result.exit_code == 0, result.output
+        self.anki.import_package(self.package)
+        self.anki.review_all()
+        self.guids = self.guids_by_question()
+        self.history = self.anki.history()
+
+    @property
+    def package(self) -> Path:
+        return self.root / "build" / "notes.apkg"
+
+    @property
+    def state_file(self) -> Path:
+        return self.source / STATE_FILE_NAME
+
+    def build(self, *extra: str):  # type: ignore[no-untyped-def]
+        return run_cli("build", self.source, "-o", self.package, *extra)
+
+    def edit(self, name: str, old: str, new: str) -> None:
+        path = self.source / name
+        text = path.read_text(encoding="utf-8")
+        assert old in text
+        path.write_text(text.replace(old, new), encoding="utf-8")
+
+    def rebuild_and_import(self) -> ImportLog:
+        result = self.build()
+        assert result.exit_code == 0, result.output
+        self.last_output = result.output
+        return self.anki.import_package(self.package)
+
+    def guids_by_question(self) -> dict[str, str]:
+        return {fields["Question"]: guid for guid, fields in self.anki.notes().items()}
+
+    def assert_history_kept(self) -> None:
+        """Every card reviewed before the edit has exactly the same review state now."""
+        now = self.anki.history()
+        for guid, before in self.history.items():
+            assert now[guid] == before
+            assert before.reps == 1 and before.revlog == 1
+
+
+@pytest.fixture
+def notes(tmp_path: Path, anki: AnkiCollection) -> Project:
+    return Project(tmp_path, anki, {"network.md": ORIGINAL})
+
+
+def test_edited_answer_updates_the_same_note(notes: Project) -> None:
+    """Editing an answer keeps the note's GUID and updates it in place."""
+    notes.edit("network.md", "但开销小。", "但开销小，适合实时音视频。")
+    log = notes.rebuild_and_import()
+    assert (log.new, log.updated) == (0, 1)
+    assert notes.guids_by_question() == notes.guids
+    assert "实时音视频" in notes.anki.notes()[notes.guids["UDP 与 TCP 的主要区别是什么？"]]["Answer"]
+    notes.assert_history_kept()
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("**答案：**\n\n- 客户端", "**答案：**\n\n\n\n- 客户端"),
+        ("- 客户端发送 SYN\n- 服务端回复 SYN-ACK\n- 客户端发送 ACK", "* 客户端发送 SYN\n* 服务端回复 SYN-ACK\n* 客户端发送 ACK"),
+        ("**题目：** UDP", "**题目:** UDP"),
+        ("**答案：** UDP", "**答案**： UDP"),
+        ("200 表示成功，404 表示未找到，500 表示服务器错误。", "200 表示成功，404 表示未找到，500 表示服务器错误。   "),
+    ],
+    ids=["blank-lines", "bullet-style", "half-width-colon", "colon-outside-bold", "trailing-spaces"],
+)
+def test_formatting_only_edit_is_not_a_change(notes: Project, old: str, new: str) -> None:
+    """Formatting-only edits keep the content hash and mod: Anki reports the notes up to date."""
+    state_before = notes.state_file.read_text(encoding="utf-8")
+    notes.edit("network.md", old, new)
+    log = notes.rebuild_and_import()
+    assert (log.new, log.updated, log.duplicate) == (0, 0, 3)
+    assert "0 changed, 3 unchanged" in notes.last_output
+    assert notes.state_file.read_text(encoding="utf-8") == state_before
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("TCP 三次握手的过程是什么？", "TCP 三次握手的过程是怎样的？"),
+        ("HTTP 的常见状态码有哪些？", "HTTP 的常见状态码有哪些"),
+        ("UDP 与 TCP 的主要区别是什么？", "UDP 和 TCP 的主要区别是什么？"),
+    ],
+    ids=["word-changed", "punctuation-dropped", "typo"],
+)
+def test_small_question_fix_keeps_the_note(notes: Project, old: str, new: str) -> None:
+    """A small fix to a question keeps the GUID; the note is updated, none is added."""
+    notes.edit("network.md", old, new)
+    log = notes.rebuild_and_import()
+    assert (log.new, log.updated) == (0, 1)
+    assert notes.guids_by_question()[new] == notes.guids[old]
+    assert len(notes.anki.notes()) == 3
+    notes.assert_history_kept()
+
+
+def test_rewritten_question_is_a_new_note_and_the_old_one_is_tagged_removed(notes: Project) -> None:
+    """A different question becomes a new note; the old note is kept and tagged for deletion."""
+    old_guid = notes.guids["HTTP 的常见状态码有哪些？"]
+    notes.edit("network.md", "HTTP 的常见状态码有哪些？", "浏览器缓存是如何被 Cache-Control 控制的？")
+    log = notes.rebuild_and_import()
+    assert log.new == 1
+    assert len(notes.anki.notes()) == 4
+    assert REMOVED_TAG in notes.anki.tags(old_guid)
+    assert notes.anki.notes()[old_guid]["Question"] == "HTTP 的常见状态码有哪些？"
+    notes.assert_history_kept()
+
+
+def test_reordered_renumbered_and_retitled_sections_keep_their_notes(notes: Project) -> None:
+    """Moving, renumbering and renaming sections changes no GUID and adds no note."""
+    text = (notes.source / "network.md").read_text(encoding="utf-8")
+    head, tcp, udp, http = text.split("## ")
+    reordered = head + "## " + http.replace("3. HTTP", "1. 超文本传输协议") + "## " + tcp.replace(
+        "1. TCP", "2. TCP"
+    ) + "## " + udp.replace("2. UDP", "3. UDP")
+    (notes.source / "network.md").write_text(reordered, encoding="utf-8")
+    log = notes.rebuild_and_import()
+    assert log.new == 0
+    assert log.updated == 1  # only the retitled section's context changed
+    assert notes.guids_by_question() == notes.guids
+    assert notes.anki.notes()[notes.guids["HTTP 的常见状态码有哪些？"]]["Context"] == "超文本传输协议"
+    notes.assert_history_kept()
+
+
+def test_pair_moved_to_another_file_keeps_its_note(notes: Project) -> None:
+    """Moving a pair into another file of the same source tree keeps its GUID."""
+    text = (notes.source / "network.md").read_text(encoding="utf-8")
+    head, rest = text.split("## 3. HTTP")
+    (notes.source / "network.md").write_text(head, encoding="utf-8")
+    (notes.source / "web.md").write_text("# 网络基础\n\n## 3. HTTP" + rest, encoding="utf-8")
+    log = notes.rebuild_and_import()
+    assert log.new == 0
+    assert notes.guids_by_question() == notes.guids
+    assert len(notes.anki.notes()) == 3
+    notes.assert_history_kept()
+
+
+def test_removed_pair_is_tagged_then_forgotten_on_request(notes: Project) -> None:
+    """A removed pair arrives tagged anki-genai::removed; forget-removed drops it from the state."""
+    guid = notes.guids["UDP 与 TCP 的主要区别是什么？"]
+    text = (notes.source / "network.md").read_text(encoding="utf-8")
+    start = text.index("## 2. UDP")
+    notes.edit("network.md", text[start : text.index("## 3. HTTP")], "")
+    log = notes.rebuild_and_import()
+    assert (log.new, log.updated) == (0, 1)
+    assert "1 removed" in notes.last_output
+    assert REMOVED_TAG in notes.anki.tags(guid)
+    assert notes.anki.notes()[guid]["Answer"] == "UDP 无连接、不可靠，但开销小。"
+
+    # After the user deleted the cards in Anki, they forget the tombstone.
+    result = run_cli("forget-removed", notes.source)
+    assert result.exit_code == 0
+    assert "Forgot 1 removed note(s)" in result.output
+    assert guid not in notes.state_file.read_text(encoding="utf-8")
+    again = notes.rebuild_and_import()
+    assert (again.new, again.updated) == (0, 0)
+
+
+def test_identical_duplicate_pair_builds_one_note_and_warns(tmp_path: Path, anki: AnkiCollection) -> None:
+    """The same question and answer twice gives one note and a warning naming both places."""
+    duplicate = ORIGINAL + "\n## 4. 重复\n\n**题目：** TCP 三次握手的过程是什么？\n\n**答案：**\n\n- 客户端发送 SYN\n- 服务端回复 SYN-ACK\n- 客户端发送 ACK\n"
+    project = Project(tmp_path, anki, {"network.md": duplicate})
+    assert len(project.anki.notes()) == 3
+    result = project.build()
+    source = project.source / "network.md"
+    lines = duplicate.splitlines()
+    second = lines.index("**题目：** TCP 三次握手的过程是什么？", 5) + 1
+    assert f"{source}:{second}: warning: same question and answer as {source}:5; built once" in result.stderr
+
+
+def test_same_question_with_other_answers_builds_stable_distinct_notes(
+    tmp_path: Path, anki: AnkiCollection
+) -> None:
+    """The same question with different answers gives two notes whose GUIDs survive rebuilds."""
+    other = "# 其他\n\n## TCP\n\n**题目：** TCP 三次握手的过程是什么？\n\n**答案：** 见 RFC 793。\n"
+    project = Project(tmp_path, anki, {"network.md": ORIGINAL, "other.md": other})
+    assert len(project.anki.notes()) == 4
+    result = project.build()
+    assert "warning: same question as" in result.stderr
+    project.edit("other.md", "见 RFC 793。", "见 RFC 9293。")
+    log = project.rebuild_and_import()
+    assert (log.new, log.updated) == (0, 1)
+    assert len(project.anki.notes()) == 4
+    project.assert_history_kept()
+
+
+def test_explicit_id_keeps_the_note_even_when_the_question_is_rewritten(
+    tmp_path: Path, anki: AnkiCollection
+) -> None:
+    """An `<!-- anki-genai-id: … -->` comment overrides all matching for its pair."""
+    text = ORIGINAL.replace("**题目：** HTTP", "<!-- anki-genai-id: http-codes -->\n**题目：** HTTP")
+    project = Project(tmp_path, anki, {"network.md": text})
+    guid = project.guids["HTTP 的常见状态码有哪些？"]
+    project.edit("network.md", "HTTP 的常见状态码有哪些？", "列举五个 HTTP 状态码及含义。")
+    edited = (project.source / "network.md").read_bytes()
+    log = project.rebuild_and_import()
+    assert (log.new, log.updated) == (0, 1)
+    assert project.guids_by_question()["列举五个 HTTP 状态码及含义。"] == guid
+    assert (project.source / "network.md").read_bytes() == edited  # the source is never rewritten
+
+
+def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
+    """`build --dry-run` prints new, changed, reworded and removed notes and writes nothing."""
+    notes.edit("network.md", "TCP 三次握手的过程是什么？", "TCP 三次握手的过程是怎样的？")
+    notes.edit("network.md", "但开销小。", "但开销很小。")
+    notes.edit("network.md", "HTTP 的常见状态码有哪些？", "浏览器缓存是如何被 Cache-Control 控制的？")
+    package_before = notes.package.read_bytes()
+    state_before = notes.state_file.read_text(encoding="utf-8")
+
+    result = notes.build("--dry-run")
+
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert any(
+        l.startswith("reworded") and "TCP 三次握手的过程是什么？ -> TCP 三次握手的过程是怎样的？" in l
+        for l in lines
+    )
+    assert any(l.startswith("changed") and "UDP 与 TCP" in l for l in lines)
+    assert any(l.startswith("new") and "Cache-Control" in l for l in lines)
+    assert any(l.startswith("removed") and "HTTP 的常见状态码有哪些？" in l for l in lines)
+    assert lines[-1].startswith("Dry run, nothing written")
+    assert notes.package.read_bytes() == package_before
+    assert notes.state_file.read_text(encoding="utf-8") == state_before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"format": "anki-genai state", "version": 99, "note_type": {}, "notes": []}', "version 99 is not supported"),
+        ('{"format": "anki-genai state", "version": 1, "notes": [', "the state file is damaged"),
+        ('{"something": "else"}', "not an anki-genai state file"),
+    ],
+    ids=["newer-version", "truncated", "foreign"],
+)
+def test_unreadable_state_stops_the_build(notes: Project, content: str, message: str) -> None:
+    """A state file of another version, truncated or foreign, stops the build; it is never reset."""
+    notes.state_file.write_text(content, encoding="utf-8")
+    package_before = notes.package.read_bytes()
+    result = notes.build()
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {notes.state_file}")
+    assert message in result.stderr
+    assert notes.state_file.read_text(encoding="utf-8") == content
+    assert notes.package.read_bytes() == package_before
+
+
+def test_state_file_is_sorted_json_with_a_version(notes: Project) -> None:
+    """The state file is human-readable JSON, one entry per note, sorted by GUID."""
+    data = json.loads(notes.state_file.read_text(encoding="utf-8"))
+    assert data["version"] == 1
+    guids = [entry["guid"] for entry in data["notes"]]
+    assert guids == sorted(guids) and len(guids) == 3
+    assert {e["question"] for e in data["notes"]} == set(notes.guids)

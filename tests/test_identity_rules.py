@@ -1,0 +1,58 @@
+"""The matching rules between a build's pairs and the notes the state file remembers."""
+
+from __future__ import annotations
+
+from anki_genai.identity import Candidate, NoteRecord, State, Status, assign_identities
+
+
+def _state(*records: NoteRecord) -> State:
+    return State({r.guid: r for r in records}, "digest", 100)
+
+
+def _record(guid: str, question: str, answer: str = "a", digest: str = "d") -> NoteRecord:
+    return NoteRecord(guid, question, answer, digest, mod=100, file="f.md")
+
+
+def test_ambiguous_edit_never_merges_two_questions() -> None:
+    """A question equally close to two vanished questions becomes a new note."""
+    state = _state(_record("g1", "进程和线程的区别是什么？"), _record("g2", "进程和协程的区别是什么？"))
+    plan = assign_identities([Candidate("进程和纤程的区别是什么？", "x", "dx", "f.md")], state, 200)
+    assert plan.assignments[0].status is Status.NEW
+    assert set(plan.newly_removed) == {"g1", "g2"}
+
+
+def test_unchanged_answer_lets_a_larger_question_edit_match() -> None:
+    """With the same answer, a more heavily edited question still keeps its note."""
+    state = _state(_record("g1", "什么是死锁？", answer="same"))
+    plan = assign_identities([Candidate("请解释什么是死锁？", "same", "d2", "f.md")], state, 200)
+    assert (plan.assignments[0].guid, plan.assignments[0].status) == ("g1", Status.RENAMED)
+
+
+def test_different_question_with_a_different_answer_is_new() -> None:
+    """A substantially rewritten question with a new answer is a new note."""
+    state = _state(_record("g1", "TCP 三次握手的过程是什么？"))
+    plan = assign_identities([Candidate("什么是 DNS 劫持？", "b", "d2", "f.md")], state, 200)
+    assert plan.assignments[0].status is Status.NEW
+    assert plan.newly_removed == ("g1",)
+
+
+def test_unchanged_note_keeps_its_mod_and_changed_note_gets_now() -> None:
+    """Only a changed digest moves a note's mod time."""
+    state = _state(_record("g1", "问题一", digest="d1"), _record("g2", "问题二", digest="d2"))
+    plan = assign_identities(
+        [Candidate("问题一", "a", "d1", "f.md"), Candidate("问题二", "a", "changed", "f.md")], state, 200
+    )
+    assert [(a.guid, a.mod, a.status) for a in plan.assignments] == [
+        ("g1", 100, Status.UNCHANGED),
+        ("g2", 200, Status.CHANGED),
+    ]
+
+
+def test_fresh_guids_do_not_depend_on_order_or_file() -> None:
+    """Without a state, a pair's GUID comes from its question alone."""
+    a = Candidate("问题一", "a", "d1", "one.md")
+    b = Candidate("问题二", "b", "d2", "two.md")
+    first = assign_identities([a, b], State(), 1).assignments
+    second = assign_identities([b.__class__("问题二", "b", "d2", "three.md"), a], State(), 1).assignments
+    assert {x.guid for x in first} == {x.guid for x in second}
+    assert first[0].guid == second[1].guid
