@@ -1,4 +1,4 @@
-"""Shared test helpers: build decks with the real CLI and import them into a real Anki collection."""
+"""Test helpers: build decks with the real CLI, import them into a real Anki collection."""
 
 from __future__ import annotations
 
@@ -98,9 +98,7 @@ class AnkiCollection:
             " (select count() from revlog r where r.cid = c.id)"
             " from cards c join notes n on n.id = c.nid"
         )
-        return {
-            guid: CardHistory(self.col.decks.name(did), *rest) for guid, did, *rest in rows
-        }
+        return {guid: CardHistory(self.col.decks.name(did), *rest) for guid, did, *rest in rows}
 
     def note_type(self) -> dict:  # type: ignore[type-arg]
         (model,) = [m for m in self.col.models.all() if m["name"].startswith("anki-genai")]

@@ -101,7 +101,9 @@ def test_edited_answer_updates_the_same_note(notes: Project) -> None:
     log = notes.rebuild_and_import()
     assert (log.new, log.updated) == (0, 1)
     assert notes.guids_by_question() == notes.guids
-    assert "实时音视频" in notes.anki.notes()[notes.guids["UDP 与 TCP 的主要区别是什么？"]]["Answer"]
+    assert (
+        "实时音视频" in notes.anki.notes()[notes.guids["UDP 与 TCP 的主要区别是什么？"]]["Answer"]
+    )
     notes.assert_history_kept()
 
 
@@ -109,12 +111,24 @@ def test_edited_answer_updates_the_same_note(notes: Project) -> None:
     ("old", "new"),
     [
         ("**答案：**\n\n- 客户端", "**答案：**\n\n\n\n- 客户端"),
-        ("- 客户端发送 SYN\n- 服务端回复 SYN-ACK\n- 客户端发送 ACK", "* 客户端发送 SYN\n* 服务端回复 SYN-ACK\n* 客户端发送 ACK"),
+        (
+            "- 客户端发送 SYN\n- 服务端回复 SYN-ACK\n- 客户端发送 ACK",
+            "* 客户端发送 SYN\n* 服务端回复 SYN-ACK\n* 客户端发送 ACK",
+        ),
         ("**题目：** UDP", "**题目:** UDP"),
         ("**答案：** UDP", "**答案**： UDP"),
-        ("200 表示成功，404 表示未找到，500 表示服务器错误。", "200 表示成功，404 表示未找到，500 表示服务器错误。   "),
+        (
+            "200 表示成功，404 表示未找到，500 表示服务器错误。",
+            "200 表示成功，404 表示未找到，500 表示服务器错误。   ",
+        ),
     ],
-    ids=["blank-lines", "bullet-style", "half-width-colon", "colon-outside-bold", "trailing-spaces"],
+    ids=[
+        "blank-lines",
+        "bullet-style",
+        "half-width-colon",
+        "colon-outside-bold",
+        "trailing-spaces",
+    ],
 )
 def test_formatting_only_edit_is_not_a_change(notes: Project, old: str, new: str) -> None:
     """Formatting-only edits keep the content hash and mod: Anki reports the notes up to date."""
@@ -148,7 +162,9 @@ def test_small_question_fix_keeps_the_note(notes: Project, old: str, new: str) -
 def test_rewritten_question_is_a_new_note_and_the_old_one_is_tagged_removed(notes: Project) -> None:
     """A different question becomes a new note; the old note is kept and tagged for deletion."""
     old_guid = notes.guids["HTTP 的常见状态码有哪些？"]
-    notes.edit("network.md", "HTTP 的常见状态码有哪些？", "浏览器缓存是如何被 Cache-Control 控制的？")
+    notes.edit(
+        "network.md", "HTTP 的常见状态码有哪些？", "浏览器缓存是如何被 Cache-Control 控制的？"
+    )
     log = notes.rebuild_and_import()
     assert log.new == 1
     assert len(notes.anki.notes()) == 4
@@ -161,15 +177,23 @@ def test_reordered_renumbered_and_retitled_sections_keep_their_notes(notes: Proj
     """Moving, renumbering and renaming sections changes no GUID and adds no note."""
     text = (notes.source / "network.md").read_text(encoding="utf-8")
     head, tcp, udp, http = text.split("## ")
-    reordered = head + "## " + http.replace("3. HTTP", "1. 超文本传输协议") + "## " + tcp.replace(
-        "1. TCP", "2. TCP"
-    ) + "## " + udp.replace("2. UDP", "3. UDP")
+    reordered = (
+        head
+        + "## "
+        + http.replace("3. HTTP", "1. 超文本传输协议")
+        + "## "
+        + tcp.replace("1. TCP", "2. TCP")
+        + "## "
+        + udp.replace("2. UDP", "3. UDP")
+    )
     (notes.source / "network.md").write_text(reordered, encoding="utf-8")
     log = notes.rebuild_and_import()
     assert log.new == 0
     assert log.updated == 1  # only the retitled section's context changed
     assert notes.guids_by_question() == notes.guids
-    assert notes.anki.notes()[notes.guids["HTTP 的常见状态码有哪些？"]]["Context"] == "超文本传输协议"
+    assert (
+        notes.anki.notes()[notes.guids["HTTP 的常见状态码有哪些？"]]["Context"] == "超文本传输协议"
+    )
     notes.assert_history_kept()
 
 
@@ -207,16 +231,22 @@ def test_removed_pair_is_tagged_then_forgotten_on_request(notes: Project) -> Non
     assert (again.new, again.updated) == (0, 0)
 
 
-def test_identical_duplicate_pair_builds_one_note_and_warns(tmp_path: Path, anki: AnkiCollection) -> None:
+def test_identical_duplicate_pair_builds_one_note_and_warns(
+    tmp_path: Path, anki: AnkiCollection
+) -> None:
     """The same question and answer twice gives one note and a warning naming both places."""
-    duplicate = ORIGINAL + "\n## 4. 重复\n\n**题目：** TCP 三次握手的过程是什么？\n\n**答案：**\n\n- 客户端发送 SYN\n- 服务端回复 SYN-ACK\n- 客户端发送 ACK\n"
+    tcp_section = ORIGINAL[ORIGINAL.index("**题目：** TCP") : ORIGINAL.index("## 2. UDP")]
+    duplicate = ORIGINAL + "\n## 4. 重复\n\n" + tcp_section
     project = Project(tmp_path, anki, {"network.md": duplicate})
     assert len(project.anki.notes()) == 3
     result = project.build()
     source = project.source / "network.md"
     lines = duplicate.splitlines()
     second = lines.index("**题目：** TCP 三次握手的过程是什么？", 5) + 1
-    assert f"{source}:{second}: warning: same question and answer as {source}:5; built once" in result.stderr
+    assert (
+        f"{source}:{second}: warning: same question and answer as {source}:5; built once"
+        in result.stderr
+    )
 
 
 def test_same_question_with_other_answers_builds_stable_distinct_notes(
@@ -239,7 +269,9 @@ def test_explicit_id_keeps_the_note_even_when_the_question_is_rewritten(
     tmp_path: Path, anki: AnkiCollection
 ) -> None:
     """An `<!-- anki-genai-id: … -->` comment overrides all matching for its pair."""
-    text = ORIGINAL.replace("**题目：** HTTP", "<!-- anki-genai-id: http-codes -->\n**题目：** HTTP")
+    text = ORIGINAL.replace(
+        "**题目：** HTTP", "<!-- anki-genai-id: http-codes -->\n**题目：** HTTP"
+    )
     project = Project(tmp_path, anki, {"network.md": text})
     guid = project.guids["HTTP 的常见状态码有哪些？"]
     project.edit("network.md", "HTTP 的常见状态码有哪些？", "列举五个 HTTP 状态码及含义。")
@@ -254,7 +286,9 @@ def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
     """`build --dry-run` prints new, changed, reworded and removed notes and writes nothing."""
     notes.edit("network.md", "TCP 三次握手的过程是什么？", "TCP 三次握手的过程是怎样的？")
     notes.edit("network.md", "但开销小。", "但开销很小。")
-    notes.edit("network.md", "HTTP 的常见状态码有哪些？", "浏览器缓存是如何被 Cache-Control 控制的？")
+    notes.edit(
+        "network.md", "HTTP 的常见状态码有哪些？", "浏览器缓存是如何被 Cache-Control 控制的？"
+    )
     package_before = notes.package.read_bytes()
     state_before = notes.state_file.read_text(encoding="utf-8")
 
@@ -263,12 +297,13 @@ def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert any(
-        l.startswith("reworded") and "TCP 三次握手的过程是什么？ -> TCP 三次握手的过程是怎样的？" in l
-        for l in lines
+        line.startswith("reworded")
+        and "TCP 三次握手的过程是什么？ -> TCP 三次握手的过程是怎样的？" in line
+        for line in lines
     )
-    assert any(l.startswith("changed") and "UDP 与 TCP" in l for l in lines)
-    assert any(l.startswith("new") and "Cache-Control" in l for l in lines)
-    assert any(l.startswith("removed") and "HTTP 的常见状态码有哪些？" in l for l in lines)
+    assert any(line.startswith("changed") and "UDP 与 TCP" in line for line in lines)
+    assert any(line.startswith("new") and "Cache-Control" in line for line in lines)
+    assert any(line.startswith("removed") and "HTTP 的常见状态码有哪些？" in line for line in lines)
     assert lines[-1].startswith("Dry run, nothing written")
     assert notes.package.read_bytes() == package_before
     assert notes.state_file.read_text(encoding="utf-8") == state_before
@@ -277,7 +312,10 @@ def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"format": "anki-genai state", "version": 99, "note_type": {}, "notes": []}', "version 99 is not supported"),
+        (
+            '{"format": "anki-genai state", "version": 99, "note_type": {}, "notes": []}',
+            "version 99 is not supported",
+        ),
         ('{"format": "anki-genai state", "version": 1, "notes": [', "the state file is damaged"),
         ('{"something": "else"}', "not an anki-genai state file"),
     ],

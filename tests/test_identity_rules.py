@@ -15,7 +15,9 @@ def _record(guid: str, question: str, answer: str = "a", digest: str = "d") -> N
 
 def test_ambiguous_edit_never_merges_two_questions() -> None:
     """A question equally close to two vanished questions becomes a new note."""
-    state = _state(_record("g1", "进程和线程的区别是什么？"), _record("g2", "进程和协程的区别是什么？"))
+    state = _state(
+        _record("g1", "进程和线程的区别是什么？"), _record("g2", "进程和协程的区别是什么？")
+    )
     plan = assign_identities([Candidate("进程和纤程的区别是什么？", "x", "dx", "f.md")], state, 200)
     assert plan.assignments[0].status is Status.NEW
     assert set(plan.newly_removed) == {"g1", "g2"}
@@ -40,7 +42,9 @@ def test_unchanged_note_keeps_its_mod_and_changed_note_gets_now() -> None:
     """Only a changed digest moves a note's mod time."""
     state = _state(_record("g1", "问题一", digest="d1"), _record("g2", "问题二", digest="d2"))
     plan = assign_identities(
-        [Candidate("问题一", "a", "d1", "f.md"), Candidate("问题二", "a", "changed", "f.md")], state, 200
+        [Candidate("问题一", "a", "d1", "f.md"), Candidate("问题二", "a", "changed", "f.md")],
+        state,
+        200,
     )
     assert [(a.guid, a.mod, a.status) for a in plan.assignments] == [
         ("g1", 100, Status.UNCHANGED),
@@ -53,6 +57,8 @@ def test_fresh_guids_do_not_depend_on_order_or_file() -> None:
     a = Candidate("问题一", "a", "d1", "one.md")
     b = Candidate("问题二", "b", "d2", "two.md")
     first = assign_identities([a, b], State(), 1).assignments
-    second = assign_identities([b.__class__("问题二", "b", "d2", "three.md"), a], State(), 1).assignments
+    second = assign_identities(
+        [b.__class__("问题二", "b", "d2", "three.md"), a], State(), 1
+    ).assignments
     assert {x.guid for x in first} == {x.guid for x in second}
     assert first[0].guid == second[1].guid

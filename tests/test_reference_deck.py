@@ -48,9 +48,12 @@ def test_first_and_last_pair_fields_hold_the_documents_text(
     first = by_question["请简要介绍DALL·E 2和Imagen，以及它们在生图AI领域的应用。"]
     paragraphs = _source_lines(11, 15)
     items = _source_lines(17, 19)
-    expected = "\n".join(f"<p>{p}</p>" for p in paragraphs) + "\n<ul>\n" + "".join(
-        f"<li>{_bold_to_html(item.removeprefix('- '))}</li>\n" for item in items
-    ) + "</ul>"
+    expected = (
+        "\n".join(f"<p>{p}</p>" for p in paragraphs)
+        + "\n<ul>\n"
+        + "".join(f"<li>{_bold_to_html(item.removeprefix('- '))}</li>\n" for item in items)
+        + "</ul>"
+    )
     assert first["Answer"] == expected
     assert first["Context"] == "DALL·E 2与Imagen的基本概念"
     assert first["Source"] == f"{REFERENCE.name}:7"
@@ -68,7 +71,7 @@ def test_first_and_last_pair_fields_hold_the_documents_text(
 def test_unchanged_rebuild_leaves_reviews_and_edits_made_in_anki_alone(
     project: Path, anki: AnkiCollection
 ) -> None:
-    """Rebuilding unchanged sources imports as 0 new, 0 updated; reviews and Anki-side edits stay."""
+    """Rebuilding unchanged sources imports as 0 new, 0 updated; reviews and Anki edits stay."""
     build_project(project)
     anki.import_package(only_package(project))
     anki.review_all()
@@ -106,7 +109,10 @@ def test_edited_answer_updates_exactly_that_note_and_keeps_its_history(
     assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
     assert anki.history() == before
     answers = [f["Answer"] for f in anki.notes().values() if "数据标注" in f["Answer"]]
-    assert answers == [answers[0]] and "<li><strong>数据标注</strong>：人工复核描述。</li>" in answers[0]
+    assert (
+        answers == [answers[0]]
+        and "<li><strong>数据标注</strong>：人工复核描述。</li>" in answers[0]
+    )
 
 
 def test_added_pair_is_the_only_new_note(project: Path, anki: AnkiCollection) -> None:
@@ -115,7 +121,8 @@ def test_added_pair_is_the_only_new_note(project: Path, anki: AnkiCollection) ->
     anki.import_package(only_package(project))
     source = project / "source" / REFERENCE.name
     with source.open("a", encoding="utf-8") as handle:
-        handle.write("\n### 31. 新问题\n\n**题目：** 什么是扩散模型？\n\n**答案：** 一种逐步去噪的生成模型。\n")
+        handle.write("\n### 31. 新问题\n\n**题目：** 什么是扩散模型？\n\n")
+        handle.write("**答案：** 一种逐步去噪的生成模型。\n")
 
     assert build_project(project).exit_code == 0
     log = anki.import_package(only_package(project))
@@ -138,15 +145,21 @@ def test_css_change_reaches_the_collection_without_copying_the_note_type(
 
     assert (log.new, log.conflicting) == (0, 0)
     assert "#123456" in anki.note_type()["css"]
-    assert [n for n in anki.note_type_names() if n.startswith("anki-genai")] == [package.NOTE_TYPE_NAME]
+    assert [n for n in anki.note_type_names() if n.startswith("anki-genai")] == [
+        package.NOTE_TYPE_NAME
+    ]
 
 
-def test_question_without_answer_is_reported_and_skipped(project: Path, anki: AnkiCollection) -> None:
+def test_question_without_answer_is_reported_and_skipped(
+    project: Path, anki: AnkiCollection
+) -> None:
     """A 题目 without 答案 is named with path:line; the other 30 pairs are still packaged."""
     source = project / "source" / REFERENCE.name
     with source.open("a", encoding="utf-8") as handle:
         handle.write("\n### 31. 草稿\n\n**题目：** 还没写答案的问题？\n")
-    line = source.read_text(encoding="utf-8").splitlines().index("**题目：** 还没写答案的问题？") + 1
+    line = (
+        source.read_text(encoding="utf-8").splitlines().index("**题目：** 还没写答案的问题？") + 1
+    )
 
     result = build_project(project)
 

@@ -72,7 +72,9 @@ def build(options: BuildOptions) -> BuildResult:
         document = parse_markdown(read_source(path), path, md)
         diagnostics.extend(document.diagnostics)
         resolved = path.resolve()
-        relative = resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else path.name
+        relative = (
+            resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else path.name
+        )
         deck = options.deck or deck_name(document)
         cards.extend(make_cards(document, deck, relative, renderer))
     cards, duplicate_problems = _merge_duplicates(cards)
@@ -108,7 +110,9 @@ def build(options: BuildOptions) -> BuildResult:
     counts = Counter(n.status for n in notes if n.card is not None)
     counts[Status.REMOVED] = len(newly_removed)
 
-    result = BuildResult(package_path, state_path, len(files), notes, tuple(diagnostics), False, counts)
+    result = BuildResult(
+        package_path, state_path, len(files), notes, tuple(diagnostics), False, counts
+    )
     if options.strict and diagnostics:
         raise StrictModeError(tuple(diagnostics))
     if options.dry_run:
@@ -119,15 +123,21 @@ def build(options: BuildOptions) -> BuildResult:
         for n in notes
         if n.card is not None
     ] + [
-        package.PackagedNote(r.guid, r.deck, _five(r.fields), (*r.tags, identity.REMOVED_TAG), r.mod)
+        package.PackagedNote(
+            r.guid, r.deck, _five(r.fields), (*r.tags, identity.REMOVED_TAG), r.mod
+        )
         for r in tombstones
     ]
     # The package goes first: a state saved without its package would claim that Anki has
     # content it never received. A crash between the two only makes the next build resend.
     package.write_package(packaged, note_type_mod, package_path)
-    new_state = identity.updated_state(candidates, plan, tombstones, note_type_digest, note_type_mod)
+    new_state = identity.updated_state(
+        candidates, plan, tombstones, note_type_digest, note_type_mod
+    )
     identity.save_state(new_state, state_path)
-    return BuildResult(package_path, state_path, len(files), notes, tuple(diagnostics), True, counts)
+    return BuildResult(
+        package_path, state_path, len(files), notes, tuple(diagnostics), True, counts
+    )
 
 
 def _five(fields: Sequence[str]) -> tuple[str, str, str, str, str]:
@@ -151,7 +161,13 @@ def _tombstones(
                 )
             else:
                 # The previous package is gone, so its exact content is unknown: say so on the card.
-                fields = (html.escape(record.question), REMOVED_ANSWER, "", html.escape(record.file), "")
+                fields = (
+                    html.escape(record.question),
+                    REMOVED_ANSWER,
+                    "",
+                    html.escape(record.file),
+                    "",
+                )
                 record = replace(record, deck=REMOVED_DECK, fields=fields, tags=())
         tombstones.append(record)
     return tombstones

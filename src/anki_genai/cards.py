@@ -32,7 +32,13 @@ class Card:
 
     def fields(self) -> tuple[str, str, str, str, str]:
         """Return the note's fields in the note type's order."""
-        return (self.question, self.answer, html.escape(self.context, quote=False), html.escape(self.source, quote=False), "")
+        return (
+            self.question,
+            self.answer,
+            html.escape(self.context, quote=False),
+            html.escape(self.source, quote=False),
+            "",
+        )
 
     @property
     def answer_digest(self) -> str:

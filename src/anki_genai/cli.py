@@ -19,9 +19,7 @@ from anki_genai.identity import Status
 
 T = TypeVar("T")
 
-_SOURCES = click.argument(
-    "sources", nargs=-1, type=click.Path(exists=True, path_type=Path)
-)
+_SOURCES = click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,7 +39,9 @@ def main() -> None:
     help="Folder for the package, or a file name ending in .apkg.",
 )
 @click.option("--deck", help="Put every note into this deck instead of one deck per file.")
-@click.option("--strict", is_flag=True, help="Fail, writing nothing, if the sources have any problem.")
+@click.option(
+    "--strict", is_flag=True, help="Fail, writing nothing, if the sources have any problem."
+)
 @click.option("--dry-run", is_flag=True, help="Show what the build would do; write nothing.")
 def build_command(
     sources: tuple[Path, ...], output: Path, deck: str | None, strict: bool, dry_run: bool
@@ -111,8 +111,7 @@ def _print_plan(result: BuildResult) -> None:
         if note.card is None:
             click.echo(f"removed    {note.previous_question}")
         elif note.status is Status.RENAMED:
-            click.echo(
-                f"reworded   {note.card.source}: {note.previous_question} -> {note.card.question_text}"
-            )
+            change = f"{note.previous_question} -> {note.card.question_text}"
+            click.echo(f"reworded   {note.card.source}: {change}")
         else:
             click.echo(f"{note.status.value:<10} {note.card.source}: {note.card.question_text}")

@@ -139,7 +139,11 @@ def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -
     for index, cand in enumerate(candidates):
         if chosen[index] is not None:
             continue
-        pool = [r for r in by_question.get(normalize_question(cand.question), ()) if r.guid not in claimed]
+        pool = [
+            r
+            for r in by_question.get(normalize_question(cand.question), ())
+            if r.guid not in claimed
+        ]
         if pool:
             best = max(pool, key=lambda r: (r.answer == cand.answer, r.file == cand.file))
             chosen[index] = best.guid
@@ -149,23 +153,22 @@ def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -
 
     taken = set(records) | claimed
     assignments = []
-    for index, cand in enumerate(candidates):
-        guid = chosen[index]
-        if guid is None:
-            guid = _fresh_guid(cand.question, taken)
-            taken.add(guid)
-        record = records.get(guid)
-        assignments.append(_assignment(guid, cand, record, now))
+    for cand, matched in zip(candidates, chosen, strict=True):
+        if matched is None:
+            matched = _fresh_guid(cand.question, taken)
+            taken.add(matched)
+        assignments.append(_assignment(matched, cand, records.get(matched), now))
 
     removed: list[NoteRecord] = []
     newly_removed: list[str] = []
     for guid, record in sorted(records.items()):
         if guid in claimed:
             continue
-        if not record.removed:
+        if record.removed:
+            removed.append(record)
+        else:
             newly_removed.append(guid)
-            record = replace(record, removed=True, mod=now)
-        removed.append(record)
+            removed.append(replace(record, removed=True, mod=now))
     return IdentityPlan(tuple(assignments), tuple(removed), tuple(newly_removed), now)
 
 
@@ -203,7 +206,9 @@ def _match_edited_questions(
             threshold = _SIMILAR_SAME_ANSWER if record.answer == cand.answer else _SIMILAR
             if ratio >= threshold:
                 # An unchanged answer is strong evidence; let it outweigh a close rival.
-                scores[index, record.guid] = ratio + (_CLEAR_MARGIN if record.answer == cand.answer else 0)
+                scores[index, record.guid] = ratio + (
+                    _CLEAR_MARGIN if record.answer == cand.answer else 0
+                )
     for (index, guid), score in sorted(scores.items(), key=lambda item: -item[1]):
         if chosen[index] is not None or guid in claimed:
             continue
@@ -335,7 +340,9 @@ def state_to_json(state: State) -> str:
             "file": record.file,
         }
         if record.removed:
-            entry.update(removed=True, deck=record.deck, fields=list(record.fields), tags=list(record.tags))
+            entry.update(
+                removed=True, deck=record.deck, fields=list(record.fields), tags=list(record.tags)
+            )
         entries.append(entry)
     document = {
         "format": STATE_FORMAT,

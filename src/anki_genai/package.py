@@ -111,7 +111,7 @@ class PackagedNote:
 
 
 def deck_id(name: str) -> int:
-    """Return a stable id for a deck name (Anki matches decks by name; the id only has to be stable)."""
+    """Return a stable id for a deck name (Anki matches decks by name; ids need only be stable)."""
     digest = hashlib.sha256(name.encode()).digest()
     return (1 << 30) + int.from_bytes(digest[:4], "big") % (1 << 30)
 
@@ -119,7 +119,7 @@ def deck_id(name: str) -> int:
 def write_package(
     notes: Sequence[PackagedNote], note_type_mod: int, path: Path, media: Sequence[Path] = ()
 ) -> None:
-    """Write `notes` to an `.apkg` at `path`, atomically: the old file stays until the new is whole."""
+    """Write `notes` to an `.apkg` at `path`; the old file stays until the new one is whole."""
     model = _note_type()
     db = sqlite3.connect(":memory:")
     try:
@@ -151,7 +151,9 @@ def _fill_collection(
     all_decks.update({str(deck.deck_id): deck.to_json() for deck in decks.values()})
     default_deck = next(iter(decks.values())).deck_id if decks else 1
     models = {str(NOTE_TYPE_ID): model.to_json(note_type_mod, default_deck)}
-    cursor.execute("UPDATE col SET decks = ?, models = ?", (json.dumps(all_decks), json.dumps(models)))
+    cursor.execute(
+        "UPDATE col SET decks = ?, models = ?", (json.dumps(all_decks), json.dumps(models))
+    )
     first_id = max((n.mod for n in notes), default=note_type_mod) * 1000
     ids = itertools.count(first_id)
     for note in notes:
@@ -189,7 +191,9 @@ def read_notes(path: Path, guids: set[str]) -> dict[str, PackagedContent]:
     finally:
         db.close()
     return {
-        guid: PackagedContent(deck_names.get(did, ""), tuple(flds.split("\x1f")), tuple(tags.split()))
+        guid: PackagedContent(
+            deck_names.get(did, ""), tuple(flds.split("\x1f")), tuple(tags.split())
+        )
         for guid, flds, tags, did in rows
         if guid in guids
     }

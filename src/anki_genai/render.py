@@ -20,9 +20,8 @@ class Renderer:
 
     def __init__(self, md: MarkdownIt | None = None) -> None:
         self.md = md or markdown_parser()
-        rules = self.md.renderer.rules
-        rules["html_block"] = _render_raw_html
-        rules["html_inline"] = _render_raw_html
+        self.md.add_render_rule("html_block", _render_raw_html)
+        self.md.add_render_rule("html_inline", _render_raw_html)
 
     def render(self, tokens: Sequence[Token], env: dict[str, object]) -> str:
         """Return the HTML of `tokens`, a slice of a document parsed with `env`.
@@ -32,7 +31,7 @@ class Renderer:
         """
         if len(tokens) == 3 and tokens[0].type == "paragraph_open":
             tokens = tokens[1:2]
-        return self.md.renderer.render(list(tokens), self.md.options, env).strip()
+        return str(self.md.renderer.render(list(tokens), self.md.options, env)).strip()
 
 
 def _render_raw_html(
