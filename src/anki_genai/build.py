@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import html
 import os
 import re
+import shutil
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from anki_genai import identity, package
 from anki_genai.cards import Card, make_cards
-from anki_genai.errors import Diagnostic, Severity, SourceError, StrictModeError
+from anki_genai.errors import (
+    AnkiGenaiError,
+    Diagnostic,
+    Severity,
+    SourceError,
+    SourceLocation,
+    StateError,
+    StrictModeError,
+    UnreadableSourcesError,
+)
 from anki_genai.identity import Candidate, State, Status
-from anki_genai.parse import ParsedDocument, markdown_parser, normalize_question, parse_markdown
+from anki_genai.lock import build_lock
+from anki_genai.parse import markdown_parser, normalize_question, parse_markdown
 from anki_genai.render import Renderer
 
 REMOVED_ANSWER = "(removed from the Markdown sources)"
 REMOVED_DECK = "anki-genai removed"
+LOCK_FILE_NAME = ".anki-genai.lock"
+STATE_BACKUP_NAME = "anki-genai-state.backup.json"
+FIELD_SIZE_WARNING = 128 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +46,19 @@ class BuildOptions:
     deck: str | None = None  # put every note into this deck
     strict: bool = False  # any problem fails the build and nothing is written
     dry_run: bool = False  # plan only; write nothing
+    encoding: str = "utf-8"  # of the Markdown files
+    skip_unreadable: bool = False  # build the other files when one cannot be read
+    lock_timeout: float = 60.0  # seconds to wait for another build of the same sources
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """The cards of every source file, and every problem met on the way."""
+
+    root: Path  # the folder the state file lives in
+    files: tuple[Path, ...]
+    cards: tuple[Card, ...]
+    diagnostics: tuple[Diagnostic, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,44 +84,86 @@ class BuildResult:
     written: bool
     counts: Counter[Status] = field(default_factory=Counter)
 
-    @property
-    def has_errors(self) -> bool:
-        return any(d.severity is Severity.ERROR for d in self.diagnostics)
+
+def build(options: BuildOptions, on_wait: Callable[[], None] = lambda: None) -> BuildResult:
+    """Build the package for `options.sources`, updating the state file beside them.
+
+    Either the package and the state file are both replaced, or neither is: the package is
+    written first (to a temporary file, then renamed), the state second. A crash between the
+    two leaves the old state, whose GUIDs the next build reuses, so it only resends notes.
+    """
+    root = source_root(options.sources)
+    package_folder = options.output if options.output.suffix != ".apkg" else options.output.parent
+    _check_output_outside_sources(package_folder, options.sources)
+    state_path = root / identity.STATE_FILE_NAME
+    guard = (
+        contextlib.nullcontext()
+        if options.dry_run
+        else build_lock(root / LOCK_FILE_NAME, options.lock_timeout, on_wait)
+    )
+    with guard:
+        collected = collect(options)
+        state = identity.load_state(state_path)
+        result, packaged, new_state = _plan(collected, state, state_path, options)
+        if options.strict and result.diagnostics:
+            raise StrictModeError(result.diagnostics)
+        if options.dry_run:
+            return result
+        _remove_stale_temporary_files(result.package_path.parent)
+        _write(packaged, new_state, result.package_path, state_path)
+        return replace(result, written=True)
 
 
-def build(options: BuildOptions) -> BuildResult:
-    """Build the package for `options.sources`, updating the state file beside them."""
+def collect(options: BuildOptions) -> Collected:
+    """Read, parse and render every source file into cards."""
     root = source_root(options.sources)
     files = find_sources(options.sources)
     md = markdown_parser()
     renderer = Renderer(md)
     diagnostics: list[Diagnostic] = []
+    unreadable: list[SourceError] = []
     cards: list[Card] = []
     for path in files:
-        document = parse_markdown(read_source(path), path, md)
+        try:
+            document = parse_markdown(read_source(path, options.encoding), path, md)
+        except SourceError as exc:
+            unreadable.append(exc)
+            continue
         diagnostics.extend(document.diagnostics)
-        resolved = path.resolve()
+        resolved = _real(path)
         relative = (
             resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else path.name
         )
-        deck = options.deck or deck_name(document)
+        deck = deck_name(options.deck) if options.deck else deck_name(document.title, path.stem)
         cards.extend(make_cards(document, deck, relative, renderer))
-    cards, duplicate_problems = _merge_duplicates(cards)
+    if unreadable and not options.skip_unreadable:
+        raise UnreadableSourcesError(tuple(unreadable))
+    diagnostics[:0] = [
+        Diagnostic(exc.location or SourceLocation(exc.path, 1), exc.message) for exc in unreadable
+    ]
+    kept, duplicate_problems = _merge_duplicates(cards)
     diagnostics.extend(duplicate_problems)
+    diagnostics.extend(_size_warnings(kept))
+    return Collected(root, tuple(files), tuple(kept), tuple(diagnostics))
 
-    state_path = root / identity.STATE_FILE_NAME
-    state = identity.load_state(state_path)
+
+def _plan(
+    collected: Collected, state: State, state_path: Path, options: BuildOptions
+) -> tuple[BuildResult, list[package.PackagedNote], State]:
+    """Match the cards against the state: the result, the notes to package, the next state."""
     now = identity.build_timestamp(state)
+    cards = collected.cards
     candidates = [
         Candidate(c.question_text, c.answer_digest, c.digest, c.source_file, c.explicit_id)
         for c in cards
     ]
     plan = identity.assign_identities(candidates, state, now)
+    _check_state_belongs_here(state, state_path, candidates, plan)
     note_type_digest = package.note_type_digest()
     note_type_mod = state.note_type_mod if state.note_type_digest == note_type_digest else now
 
-    package_path = output_path(options, root, {c.deck for c in cards})
-    tombstones = _tombstones(plan, state, package_path)
+    package_path = output_path(options, collected.root, {c.deck for c in cards})
+    tombstones = _tombstones(plan, package_path)
     newly_removed = set(plan.newly_removed)
     notes = tuple(
         PlannedNote(card, a.guid, a.mod, a.status, a.previous_question)
@@ -109,15 +180,15 @@ def build(options: BuildOptions) -> BuildResult:
     )
     counts = Counter(n.status for n in notes if n.card is not None)
     counts[Status.REMOVED] = len(newly_removed)
-
     result = BuildResult(
-        package_path, state_path, len(files), notes, tuple(diagnostics), False, counts
+        package_path,
+        state_path,
+        len(collected.files),
+        notes,
+        collected.diagnostics,
+        False,
+        counts,
     )
-    if options.strict and diagnostics:
-        raise StrictModeError(tuple(diagnostics))
-    if options.dry_run:
-        return result
-
     packaged = [
         package.PackagedNote(n.guid, n.card.deck, n.card.fields(), n.card.tags, n.mod)
         for n in notes
@@ -128,16 +199,82 @@ def build(options: BuildOptions) -> BuildResult:
         )
         for r in tombstones
     ]
-    # The package goes first: a state saved without its package would claim that Anki has
-    # content it never received. A crash between the two only makes the next build resend.
-    package.write_package(packaged, note_type_mod, package_path)
     new_state = identity.updated_state(
         candidates, plan, tombstones, note_type_digest, note_type_mod
     )
-    identity.save_state(new_state, state_path)
-    return BuildResult(
-        package_path, state_path, len(files), notes, tuple(diagnostics), True, counts
+    return result, packaged, new_state
+
+
+def _write(
+    packaged: Sequence[package.PackagedNote], state: State, package_path: Path, state_path: Path
+) -> None:
+    try:
+        package.write_package(packaged, state.note_type_mod, package_path)
+    except OSError as exc:
+        raise AnkiGenaiError(
+            f"{package_path}: cannot write the package ({exc.strerror}); "
+            "choose a writable output with -o"
+        ) from None
+    if state_path.exists():
+        # The last good state, kept with the outputs, for when the committed one gets mangled.
+        shutil.copyfile(state_path, package_path.parent / STATE_BACKUP_NAME)
+    try:
+        identity.save_state(state, state_path)
+    except OSError as exc:
+        raise AnkiGenaiError(
+            f"{state_path}: cannot write the state file ({exc.strerror})"
+        ) from None
+
+
+def _check_output_outside_sources(folder: Path, sources: Sequence[Path]) -> None:
+    output = folder.resolve()
+    for source in sources:
+        if source.is_dir() and output.is_relative_to(source.resolve()):
+            raise AnkiGenaiError(
+                f"{folder}: the output folder is inside the sources ({source}); "
+                "choose an output outside them with -o, e.g. -o build"
+            )
+
+
+def _check_state_belongs_here(
+    state: State, state_path: Path, candidates: Sequence[Candidate], plan: identity.IdentityPlan
+) -> None:
+    """Refuse a state file none of whose notes or files appear in these sources."""
+    live = [r for r in state.notes.values() if not r.removed]
+    if not live or not candidates:
+        return
+    if any(a.status is not Status.NEW for a in plan.assignments):
+        return
+    if {r.file for r in live} & {c.file for c in candidates}:
+        return
+    raise StateError(
+        f"{state_path}: none of the {len(live)} notes in this state file is in these sources, "
+        "so it probably belongs to another project. If so, put back this project's state "
+        "file (git checkout, or the backup in the output folder); if you really replaced "
+        "every note, move the file away and build again."
     )
+
+
+def _remove_stale_temporary_files(folder: Path) -> None:
+    # A build killed mid-write (SIGKILL, power loss) leaves its temporary package behind;
+    # we hold the lock, so no other build is writing one now.
+    if folder.is_dir():
+        for stale in folder.glob(".*.apkg.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def _size_warnings(cards: Sequence[Card]) -> list[Diagnostic]:
+    return [
+        Diagnostic(
+            card.location,
+            f"answer is {len(card.answer.encode()) // 1024} KiB of HTML; AnkiDroid becomes slow "
+            f"above {FIELD_SIZE_WARNING // 1024} KiB, consider splitting the question",
+            Severity.WARNING,
+        )
+        for card in cards
+        if len(card.answer.encode()) > FIELD_SIZE_WARNING
+    ]
 
 
 def _five(fields: Sequence[str]) -> tuple[str, str, str, str, str]:
@@ -145,9 +282,7 @@ def _five(fields: Sequence[str]) -> tuple[str, str, str, str, str]:
     return (padded[0], padded[1], padded[2], padded[3], padded[4])
 
 
-def _tombstones(
-    plan: identity.IdentityPlan, state: State, previous_package: Path
-) -> list[identity.NoteRecord]:
+def _tombstones(plan: identity.IdentityPlan, previous_package: Path) -> list[identity.NoteRecord]:
     """Give every removed note the content and deck it last had in Anki."""
     fresh = set(plan.newly_removed)
     previous = package.read_notes(previous_package, fresh) if fresh else {}
@@ -212,23 +347,27 @@ def _merge_duplicates(cards: Sequence[Card]) -> tuple[list[Card], list[Diagnosti
 def source_root(sources: Sequence[Path]) -> Path:
     """Return the folder the state file lives in: the common folder of all sources."""
     folders = [p if p.is_dir() else p.parent for p in sources]
-    return Path(os.path.commonpath([f.resolve() for f in folders])) if folders else Path.cwd()
+    return Path(os.path.commonpath([_real(f) for f in folders])) if folders else Path.cwd()
 
 
 def find_sources(sources: Sequence[Path]) -> list[Path]:
     """Return every Markdown file in `sources`, as the user named them; folders are searched."""
-    found: dict[Path, Path] = {}  # resolved -> as named, so a file given twice is read once
+    found: dict[Path, Path] = {}  # real path -> as named, so a file given twice is read once
     for source in sources:
         if not source.exists():
-            raise SourceError(f"{source}: no such file or folder")
+            raise SourceError("no such file or folder", source)
         paths = sorted(_walk_markdown(source)) if source.is_dir() else [source]
         for path in paths:
-            found.setdefault(path.resolve(), path)
+            found.setdefault(_real(path), path)
     return list(found.values())
 
 
 def _walk_markdown(folder: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(folder):
+    def unreadable(error: OSError) -> None:
+        raise SourceError(f"cannot read the folder: {error.strerror}", Path(error.filename))
+
+    # Symlinked folders are not followed, so a link loop cannot make the walk endless.
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
         # Hidden folders and build outputs are never sources.
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "build")
         for name in filenames:
@@ -236,25 +375,40 @@ def _walk_markdown(folder: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def read_source(path: Path) -> str:
-    """Read a Markdown file as UTF-8 (with or without BOM)."""
+def _real(path: Path) -> Path:
+    # os.path.realpath, unlike Path.resolve, does not raise on a symlink loop.
+    return Path(os.path.realpath(path))
+
+
+def read_source(path: Path, encoding: str = "utf-8") -> str:
+    """Read a Markdown file; UTF-8 may start with a BOM."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
+        raise SourceError(
+            f"cannot read the file: {exc.strerror}", SourceLocation(path, 1)
+        ) from None
+    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(codec)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise SourceError(
-            f"{path}:{line}: not valid UTF-8; convert it, e.g. "
-            f"`iconv -f gbk -t utf-8 '{path}' > converted.md`"
+            f"not valid {encoding}; convert it (e.g. `iconv -f gbk -t utf-8 FILE > NEW.md`) "
+            "or name its encoding with --encoding gbk",
+            SourceLocation(path, line),
         ) from None
 
 
-def deck_name(document: ParsedDocument) -> str:
-    """Name a file's deck after its title heading, or else its file name."""
-    return document.title or document.path.stem
+def deck_name(name: str | None, fallback: str = "") -> str:
+    """Return `name` as a valid Anki deck name: no empty parts around or between `::`."""
+    parts = [part.strip() for part in (name or "").split("::")]
+    cleaned = "::".join(part for part in parts if part)
+    if cleaned:
+        return cleaned
+    if fallback:
+        return deck_name(fallback)
+    raise AnkiGenaiError(f"{name!r} is not a usable deck name; give a name such as 'Interview::Go'")
 
 
 def output_path(options: BuildOptions, root: Path, decks: set[str]) -> Path:

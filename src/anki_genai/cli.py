@@ -6,6 +6,7 @@ Exit codes: 0 success (a build that skipped broken pairs still succeeds, and say
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -43,12 +44,58 @@ def main() -> None:
     "--strict", is_flag=True, help="Fail, writing nothing, if the sources have any problem."
 )
 @click.option("--dry-run", is_flag=True, help="Show what the build would do; write nothing.")
+@click.option(
+    "--encoding",
+    default="utf-8",
+    show_default=True,
+    help="Encoding of the Markdown files, e.g. gbk for older Chinese documents.",
+)
+@click.option(
+    "--skip-unreadable",
+    is_flag=True,
+    help="Build the other files when some cannot be read or decoded (they are reported).",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait while another build of the same sources is running.",
+)
 def build_command(
-    sources: tuple[Path, ...], output: Path, deck: str | None, strict: bool, dry_run: bool
+    sources: tuple[Path, ...],
+    output: Path,
+    deck: str | None,
+    strict: bool,
+    dry_run: bool,
+    encoding: str,
+    skip_unreadable: bool,
+    wait: float,
 ) -> None:
     """Build an Anki package from Markdown SOURCES (files or folders; default: source/)."""
-    options = BuildOptions(sources or (Path("source"),), output, deck, strict, dry_run)
-    result = _run(lambda: build(options))
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise click.BadParameter(
+            f"unknown encoding {encoding!r}", param_hint="--encoding"
+        ) from None
+    options = BuildOptions(
+        sources or (Path("source"),),
+        output,
+        deck,
+        strict,
+        dry_run,
+        encoding=encoding,
+        skip_unreadable=skip_unreadable,
+        lock_timeout=wait,
+    )
+
+    def waiting() -> None:
+        click.echo(
+            "Another build of these sources is running; waiting for it to finish...", err=True
+        )
+
+    result = _run(lambda: build(options, on_wait=waiting))
     for diagnostic in result.diagnostics:
         click.echo(str(diagnostic), err=True)
     if dry_run:

@@ -42,15 +42,29 @@ class AnkiGenaiError(Exception):
 
 
 class SourceError(AnkiGenaiError):
-    """A source file cannot be read or used."""
+    """A source file or folder cannot be read or used."""
 
-    def __init__(self, message: str, location: SourceLocation | None = None) -> None:
+    def __init__(self, message: str, location: SourceLocation | Path) -> None:
         super().__init__(message)
         self.message = message
-        self.location = location
+        self.location = location if isinstance(location, SourceLocation) else None
+        self.path = location.path if isinstance(location, SourceLocation) else location
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}" if self.location else self.message
+        return f"{self.location or self.path}: {self.message}"
+
+
+class UnreadableSourcesError(AnkiGenaiError):
+    """Some source files cannot be read, and the user did not ask to skip them."""
+
+    def __init__(self, problems: tuple[SourceError, ...]) -> None:
+        super().__init__(
+            f"{len(problems)} source file(s) cannot be read; nothing written "
+            "(fix them, or pass --skip-unreadable to build the others)"
+        )
+        self.diagnostics = tuple(
+            Diagnostic(p.location or SourceLocation(p.path, 1), p.message) for p in problems
+        )
 
 
 class StateError(AnkiGenaiError):

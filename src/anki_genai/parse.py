@@ -11,7 +11,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from anki_genai.errors import Diagnostic, Severity, SourceLocation
+from anki_genai.errors import Diagnostic, Severity, SourceError, SourceLocation
 
 QUESTION_WORDS = frozenset({"题目"})
 ANSWER_WORDS = frozenset({"答案"})
@@ -53,7 +53,13 @@ def parse_markdown(text: str, path: Path, md: MarkdownIt | None = None) -> Parse
     """Find every question/answer pair in `text`, the content of the file at `path`."""
     md = md or markdown_parser()
     env: dict[str, object] = {}
-    tokens = md.parse(normalize_text(text), env)
+    try:
+        tokens = md.parse(normalize_text(text), env)
+    except RecursionError:
+        # markdown-it caps nesting, but inline parsing of pathological input can still recurse.
+        raise SourceError(
+            "too deeply nested to parse; simplify it", SourceLocation(path, 1)
+        ) from None
     builder = _PairBuilder(path)
     for block in _top_level_blocks(tokens):
         builder.feed(block)

@@ -1,0 +1,64 @@
+"""One build at a time per state file: an advisory lock that leaves no file behind."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from anki_genai.errors import AnkiGenaiError
+
+
+class LockTimeoutError(AnkiGenaiError):
+    """Another build held the lock for longer than we were willing to wait."""
+
+
+@contextlib.contextmanager
+def build_lock(
+    path: Path, timeout: float, on_wait: Callable[[], None] = lambda: None
+) -> Iterator[None]:
+    """Hold an exclusive lock on `path` while the block runs; wait up to `timeout` seconds.
+
+    The file is removed on release. A waiter may then hold a lock on the removed file, so
+    after locking we check that the path still names the file we locked, else try again.
+    """
+    deadline = time.monotonic() + timeout
+    warned = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if not warned:
+                on_wait()
+                warned = True
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(
+                    f"{path}: another anki-genai build of these sources is still running; "
+                    "gave up waiting. Try again when it has finished."
+                ) from None
+            time.sleep(0.05)
+            continue
+        if _same_file(fd, path):
+            break
+        os.close(fd)
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)

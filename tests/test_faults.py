@@ -1,0 +1,332 @@
+"""Bad input and faults: clear errors, nothing the user had is lost, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from anki_genai import lock
+from anki_genai.build import LOCK_FILE_NAME, STATE_BACKUP_NAME
+from anki_genai.identity import STATE_FILE_NAME
+from tests.conftest import REFERENCE, AnkiCollection, build_project, only_package, run_cli
+
+SIMPLE = "# 笔记\n\n## 一\n\n**题目：** 问题一？\n\n**答案：** 答案一。\n"
+
+
+@pytest.fixture
+def clean_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the temp folder at an empty folder of our own, to see what a build leaves there."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
+
+
+def _state(project: Path) -> Path:
+    return project / "source" / STATE_FILE_NAME
+
+
+def test_no_files_are_left_in_temp_or_beside_outputs(project: Path, clean_tmp: Path) -> None:
+    """A successful and a failed build leave nothing in the temp folder or the output folder."""
+    assert build_project(project).exit_code == 0
+    assert build_project(project).exit_code == 0
+    source = project / "source" / REFERENCE.name
+    source.write_text(source.read_text(encoding="utf-8") + "\n**题目：** 无答案？\n", "utf-8")
+    assert build_project(project, "--strict").exit_code == 1
+    assert list(clean_tmp.iterdir()) == []
+    package = only_package(project)
+    assert sorted(p.name for p in (project / "build").iterdir()) == sorted(
+        [package.name, STATE_BACKUP_NAME]
+    )
+    assert sorted(p.name for p in (project / "source").iterdir()) == sorted(
+        [REFERENCE.name, STATE_FILE_NAME]
+    )
+
+
+def test_exception_while_writing_keeps_the_previous_package_and_state(
+    project: Path, anki: AnkiCollection, monkeypatch: pytest.MonkeyPatch, clean_tmp: Path
+) -> None:
+    """A disk-full error half way through packaging leaves the old package and state intact."""
+    assert build_project(project).exit_code == 0
+    package = only_package(project)
+    package_before = package.read_bytes()
+    state_before = _state(project).read_bytes()
+    source = project / "source" / REFERENCE.name
+    source.write_text(source.read_text(encoding="utf-8").replace("逼真", "逼真【修订】"), "utf-8")
+
+    real_writestr = zipfile.ZipFile.writestr
+
+    def disk_full(self: zipfile.ZipFile, name: str, data: object, *args: object) -> None:
+        if name == "media":
+            raise OSError(28, "No space left on device")
+        real_writestr(self, name, data, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full)
+    result = build_project(project)
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {package}: cannot write the package (No space left on device); "
+        "choose a writable output with -o\n"
+    )
+    assert package.read_bytes() == package_before
+    assert _state(project).read_bytes() == state_before
+    assert [p.name for p in (project / "build").iterdir()] == [package.name]
+    assert list(clean_tmp.iterdir()) == []
+    assert anki.import_package(package).new == 30
+
+
+_KILLABLE_BUILD = """
+import sys, time, zipfile
+from pathlib import Path
+real = zipfile.ZipFile.writestr
+def slow(self, name, data, *args):
+    real(self, name, data, *args)
+    if name == "collection.anki2":
+        Path(sys.argv[1]).write_text("writing")
+        time.sleep(60)
+zipfile.ZipFile.writestr = slow
+from anki_genai.cli import main
+main(["build", sys.argv[2], "-o", sys.argv[3]])
+"""
+
+
+def test_build_killed_mid_write_leaves_the_previous_package_importable(
+    project: Path, anki: AnkiCollection
+) -> None:
+    """SIGKILL during packaging leaves the old package and a byte-identical state file."""
+    assert build_project(project).exit_code == 0
+    package = only_package(project)
+    package_before = package.read_bytes()
+    state_before = _state(project).read_bytes()
+    source = project / "source" / REFERENCE.name
+    source.write_text(source.read_text(encoding="utf-8").replace("逼真", "逼真【修订】"), "utf-8")
+    marker = project / "writing"
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLABLE_BUILD, marker, project / "source", project / "build"]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None, "the build ended before it was killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+
+    assert _state(project).read_bytes() == state_before
+    assert package.read_bytes() == package_before
+    log = anki.import_package(package)
+    assert (log.new, log.updated) == (30, 0)
+    assert "【修订】" not in json.dumps(anki.notes(), ensure_ascii=False)
+    # The next build cleans up what the killed one left, and goes through.
+    assert build_project(project).exit_code == 0
+    assert sorted(p.name for p in (project / "build").iterdir()) == sorted(
+        [package.name, STATE_BACKUP_NAME]
+    )
+    assert not (project / "source" / LOCK_FILE_NAME).exists()
+
+
+def test_a_second_build_waits_for_the_first_then_gives_up(project: Path) -> None:
+    """While another build holds the sources, a build waits, says so, and gives up cleanly."""
+    lock_path = project / "source" / LOCK_FILE_NAME
+    with lock.build_lock(lock_path, timeout=1):
+        result = build_project(project, "--wait", "0.3")
+    assert result.exit_code == 1
+    assert "Another build of these sources is running; waiting" in result.stderr
+    assert (
+        f"Error: {lock_path}: another anki-genai build of these sources is still running"
+        in result.stderr
+    )
+    assert not (project / "build").exists()
+    assert not lock_path.exists()
+
+
+def test_two_builds_at_once_both_finish_with_a_valid_state(
+    project: Path, anki: AnkiCollection
+) -> None:
+    """Two concurrent builds of the same sources serialise; the result imports cleanly."""
+    command = [sys.executable, "-m", "anki_genai", "build", project / "source"]
+    command += ["-o", project / "build"]
+    children = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(2)]
+    assert [child.wait(timeout=120) for child in children] == [0, 0]
+    json.loads(_state(project).read_text(encoding="utf-8"))
+    assert anki.import_package(only_package(project)).new == 30
+
+
+def test_gbk_file_is_reported_with_a_hint_and_nothing_is_written(tmp_path: Path) -> None:
+    """A GBK file stops the build with its name and how to convert or decode it."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "good.md").write_text(SIMPLE, encoding="utf-8")
+    (source / "gbk.md").write_bytes(SIMPLE.replace("一", "二").encode("gbk"))
+    result = run_cli("build", source, "-o", tmp_path / "build")
+    assert result.exit_code == 1
+    assert f"{source / 'gbk.md'}:1: error: not valid utf-8; convert it (e.g. `iconv -f gbk" in (
+        result.stderr
+    )
+    assert "--encoding gbk" in result.stderr
+    assert "pass --skip-unreadable to build the others" in result.stderr
+    assert not (tmp_path / "build").exists()
+    assert not (source / STATE_FILE_NAME).exists()
+
+
+def test_skip_unreadable_builds_the_other_files(tmp_path: Path, anki: AnkiCollection) -> None:
+    """With --skip-unreadable the readable files still build, and the bad one is reported."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "good.md").write_text(SIMPLE, encoding="utf-8")
+    (source / "gbk.md").write_bytes(SIMPLE.replace("一", "二").encode("gbk"))
+    result = run_cli("build", source, "-o", tmp_path / "out.apkg", "--skip-unreadable")
+    assert result.exit_code == 0
+    assert "gbk.md:1: error: not valid utf-8" in result.stderr
+    assert anki.import_package(tmp_path / "out.apkg").new == 1
+
+
+def test_encoding_option_decodes_gbk(tmp_path: Path, anki: AnkiCollection) -> None:
+    """`--encoding gbk` reads a GBK document correctly."""
+    source = tmp_path / "gbk.md"
+    source.write_bytes(SIMPLE.encode("gbk"))
+    result = run_cli("build", source, "-o", tmp_path / "out.apkg", "--encoding", "gbk")
+    assert result.exit_code == 0, result.output
+    anki.import_package(tmp_path / "out.apkg")
+    assert [f["Question"] for f in anki.notes().values()] == ["问题一？"]
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: text.encode("utf-8"),
+        lambda text: b"\xef\xbb\xbf" + text.encode("utf-8"),
+        lambda text: text.replace("\n", "\r\n").encode("utf-8"),
+        lambda text: text.replace("\n", "\r").encode("utf-8"),
+        lambda text: text.rstrip("\n").encode("utf-8"),
+    ],
+    ids=["lf", "bom", "crlf", "cr", "no-final-newline"],
+)
+def test_line_endings_and_bom_make_no_difference(
+    tmp_path: Path, anki: AnkiCollection, encode: object
+) -> None:
+    """BOM, CRLF, CR and a missing final newline give the same note, on the same line."""
+    source = tmp_path / "notes.md"
+    source.write_bytes(encode(SIMPLE))  # type: ignore[operator]
+    assert run_cli("build", source, "-o", tmp_path / "out.apkg").exit_code == 0
+    anki.import_package(tmp_path / "out.apkg")
+    (fields,) = anki.notes().values()
+    assert (fields["Question"], fields["Answer"], fields["Source"]) == (
+        "问题一？",
+        "答案一。",
+        "notes.md:5",
+    )
+
+
+def test_missing_source_is_a_usage_error(tmp_path: Path) -> None:
+    """A source path that does not exist is refused with exit code 2 before anything runs."""
+    result = run_cli("build", tmp_path / "nope")
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+def test_output_inside_the_sources_is_refused(project: Path) -> None:
+    """An output folder inside the source tree is refused: builds would feed on themselves."""
+    result = run_cli("build", project / "source", "-o", project / "source" / "out")
+    assert result.exit_code == 1
+    assert "the output folder is inside the sources" in result.stderr
+    assert not (project / "source" / "out").exists()
+
+
+def test_unwritable_output_is_reported(project: Path) -> None:
+    """An output that cannot be written is named, with what to do; the state is not saved."""
+    blocker = project / "not-a-folder"
+    blocker.write_text("", encoding="utf-8")
+    result = run_cli("build", project / "source", "-o", blocker / "deck.apkg")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {blocker / 'deck.apkg'}: cannot write the package")
+    assert not _state(project).exists()
+
+
+@pytest.mark.parametrize("target", ["missing.md", "loop.md"], ids=["broken-link", "link-loop"])
+def test_unreadable_file_is_named(tmp_path: Path, target: str) -> None:
+    """A broken symlink or a symlink loop among the sources is reported by name."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "good.md").write_text(SIMPLE, encoding="utf-8")
+    os.symlink(source / target, source / "loop.md")
+    result = run_cli("build", source, "-o", tmp_path / "build")
+    assert result.exit_code == 1
+    assert f"{source / 'loop.md'}:1: error: cannot read the file" in result.stderr
+
+
+def test_symlinked_folder_loop_does_not_hang(tmp_path: Path) -> None:
+    """A folder symlink pointing at its parent is not followed."""
+    source = tmp_path / "source"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "notes.md").write_text(SIMPLE, encoding="utf-8")
+    os.symlink(source, source / "sub" / "again")
+    result = run_cli("build", source, "-o", tmp_path / "build")
+    assert result.exit_code == 0
+    assert "1 file, 1 notes" in result.output
+
+
+def test_backup_of_the_last_good_state_is_kept(project: Path) -> None:
+    """Each build keeps the previous state file as a backup in the output folder."""
+    build_project(project)
+    first = _state(project).read_bytes()
+    source = project / "source" / REFERENCE.name
+    source.write_text(source.read_text(encoding="utf-8").replace("逼真", "逼真【修订】"), "utf-8")
+    build_project(project)
+    assert (project / "build" / STATE_BACKUP_NAME).read_bytes() == first
+    assert _state(project).read_bytes() != first
+
+
+def test_state_from_another_project_stops_the_build(project: Path, tmp_path: Path) -> None:
+    """A state file none of whose notes are in these sources is refused, not overwritten."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "other.md").write_text(SIMPLE, encoding="utf-8")
+    assert run_cli("build", other, "-o", tmp_path / "other.apkg").exit_code == 0
+    shutil.copy(other / STATE_FILE_NAME, _state(project))
+    foreign = _state(project).read_bytes()
+    result = build_project(project)
+    assert result.exit_code == 1
+    assert "probably belongs to another project" in result.stderr
+    assert _state(project).read_bytes() == foreign
+
+
+@pytest.mark.parametrize(
+    ("title", "deck"),
+    [("# ::面试:: ::Go::", "面试::Go"), ("# 　", "notes")],
+    ids=["empty-parts", "blank-title"],
+)
+def test_deck_names_are_made_valid(
+    tmp_path: Path, anki: AnkiCollection, title: str, deck: str
+) -> None:
+    """Titles with empty `::` parts or only blanks still give a valid deck name."""
+    source = tmp_path / "notes.md"
+    source.write_text(title + "\n\n" + SIMPLE.split("\n", 2)[2], encoding="utf-8")
+    assert run_cli("build", source, "-o", tmp_path / "out.apkg").exit_code == 0
+    anki.import_package(tmp_path / "out.apkg")
+    assert {h.deck for h in anki.history().values()} == {deck}
+
+
+def test_file_names_with_spaces_become_valid_tags(tmp_path: Path, anki: AnkiCollection) -> None:
+    """Every note is tagged with its file's stem, spaces replaced, Chinese kept."""
+    source = tmp_path / "Go 面试 题.md"
+    source.write_text(SIMPLE, encoding="utf-8")
+    assert run_cli("build", source, "-o", tmp_path / "out.apkg").exit_code == 0
+    anki.import_package(tmp_path / "out.apkg")
+    (guid,) = anki.notes()
+    assert anki.tags(guid) == ["Go_面试_题"]
