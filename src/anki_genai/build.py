@@ -135,7 +135,9 @@ def collect(options: BuildOptions) -> Collected:
             resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else path.name
         )
         deck = deck_name(options.deck) if options.deck else deck_name(document.title, path.stem)
-        cards.extend(make_cards(document, deck, relative, renderer))
+        document_cards, image_problems = make_cards(document, deck, relative, renderer, root)
+        cards.extend(document_cards)
+        diagnostics.extend(image_problems)
     if unreadable and not options.skip_unreadable:
         raise UnreadableSourcesError(tuple(unreadable))
     diagnostics[:0] = [
@@ -190,7 +192,7 @@ def _plan(
         counts,
     )
     packaged = [
-        package.PackagedNote(n.guid, n.card.deck, n.card.fields(), n.card.tags, n.mod)
+        package.PackagedNote(n.guid, n.card.deck, n.card.fields(), n.card.tags, n.mod, n.card.media)
         for n in notes
         if n.card is not None
     ] + [

@@ -6,8 +6,10 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
-from anki_genai.errors import SourceLocation
+from anki_genai.errors import Diagnostic, SourceLocation
+from anki_genai.media import MediaFile, resolve_images
 from anki_genai.parse import ParsedDocument
 from anki_genai.render import Renderer
 
@@ -25,6 +27,7 @@ class Card:
     question_text: str  # plain text, what identity matching compares
     tags: tuple[str, ...]
     explicit_id: str | None = None
+    media: tuple[MediaFile, ...] = ()
 
     @property
     def source(self) -> str:
@@ -56,24 +59,33 @@ class Card:
 
 
 def make_cards(
-    document: ParsedDocument, deck: str, source_file: str, renderer: Renderer
-) -> list[Card]:
-    """Render every pair of `document` into a card of `deck`."""
+    document: ParsedDocument, deck: str, source_file: str, renderer: Renderer, root: Path
+) -> tuple[list[Card], list[Diagnostic]]:
+    """Render every pair of `document` into a card of `deck`; report image problems."""
     tags = (file_tag(source_file),)
-    return [
-        Card(
-            deck=deck,
-            question=renderer.render(pair.question_tokens, document.env),
-            answer=renderer.render(pair.answer_tokens, document.env),
-            context=pair.context,
-            source_file=source_file,
-            location=pair.location,
-            question_text=pair.question_text,
-            tags=tags,
-            explicit_id=pair.explicit_id,
+    cards: list[Card] = []
+    problems: list[Diagnostic] = []
+    for pair in document.pairs:
+        media, image_problems = resolve_images(
+            (*pair.question_tokens, *pair.answer_tokens), document.path, root
         )
-        for pair in document.pairs
-    ]
+        problems.extend(image_problems)
+        names = {src: file.name for src, file in media.items()}
+        cards.append(
+            Card(
+                deck=deck,
+                question=renderer.render(pair.question_tokens, document.env, names),
+                answer=renderer.render(pair.answer_tokens, document.env, names),
+                context=pair.context,
+                source_file=source_file,
+                location=pair.location,
+                question_text=pair.question_text,
+                tags=tags,
+                explicit_id=pair.explicit_id,
+                media=tuple(dict.fromkeys(media.values())),
+            )
+        )
+    return cards, problems
 
 
 def file_tag(source_file: str) -> str:

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import genanki
 
+from anki_genai.media import MediaFile
+from anki_genai.render import highlight_css
+
 # ---------------------------------------------------------------------------------------------
 # The note type. Anki matches note types by id and compares their schema (field names and
 # order, template names and count). If any of these change after release, Anki keeps the old
@@ -83,9 +86,14 @@ img { max-width: 100%; height: auto; }
 """
 
 
+def note_type_css() -> str:
+    """Return the note type's CSS: the card's own, then the code colours."""
+    return CSS + "\n" + highlight_css() + "\n"
+
+
 def note_type_digest() -> str:
     """Return a digest of everything in the note type that may change between versions."""
-    text = "\x00".join((NOTE_TYPE_NAME, FRONT_TEMPLATE, BACK_TEMPLATE, CSS))
+    text = "\x00".join((NOTE_TYPE_NAME, FRONT_TEMPLATE, BACK_TEMPLATE, note_type_css()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -95,7 +103,7 @@ def _note_type() -> genanki.Model:
         NOTE_TYPE_NAME,
         fields=[{"name": name} for name in FIELD_NAMES],
         templates=[{"name": TEMPLATE_NAME, "qfmt": FRONT_TEMPLATE, "afmt": BACK_TEMPLATE}],
-        css=CSS,
+        css=note_type_css(),
     )
 
 
@@ -108,6 +116,7 @@ class PackagedNote:
     fields: tuple[str, str, str, str, str]  # in FIELD_NAMES order
     tags: tuple[str, ...]
     mod: int  # seconds; Anki updates an existing note only if this is newer than its own
+    media: tuple[MediaFile, ...] = ()
 
 
 def deck_id(name: str) -> int:
@@ -116,9 +125,7 @@ def deck_id(name: str) -> int:
     return (1 << 30) + int.from_bytes(digest[:4], "big") % (1 << 30)
 
 
-def write_package(
-    notes: Sequence[PackagedNote], note_type_mod: int, path: Path, media: Sequence[Path] = ()
-) -> None:
+def write_package(notes: Sequence[PackagedNote], note_type_mod: int, path: Path) -> None:
     """Write `notes` to an `.apkg` at `path`; the old file stays until the new one is whole."""
     model = _note_type()
     db = sqlite3.connect(":memory:")
@@ -129,7 +136,8 @@ def write_package(
         collection_bytes = db.serialize()
     finally:
         db.close()
-    _atomic_write_zip(path, collection_bytes, media)
+    media = {file.name: file for note in notes for file in note.media}
+    _atomic_write_zip(path, collection_bytes, sorted(media.values(), key=lambda f: f.name))
 
 
 def _fill_collection(
@@ -199,7 +207,7 @@ def read_notes(path: Path, guids: set[str]) -> dict[str, PackagedContent]:
     }
 
 
-def _atomic_write_zip(path: Path, collection: bytes, media: Sequence[Path]) -> None:
+def _atomic_write_zip(path: Path, collection: bytes, media: Sequence[MediaFile]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
@@ -207,9 +215,9 @@ def _atomic_write_zip(path: Path, collection: bytes, media: Sequence[Path]) -> N
         with os.fdopen(fd, "wb") as raw:
             with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr("collection.anki2", collection)
-                zf.writestr("media", json.dumps({str(i): p.name for i, p in enumerate(media)}))
-                for index, media_path in enumerate(media):
-                    zf.write(media_path, str(index))
+                zf.writestr("media", json.dumps({str(i): f.name for i, f in enumerate(media)}))
+                for index, file in enumerate(media):
+                    zf.write(file.path, str(index))
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)

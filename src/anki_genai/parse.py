@@ -10,6 +10,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 from anki_genai.errors import Diagnostic, Severity, SourceError, SourceLocation
 
@@ -45,8 +46,11 @@ class ParsedDocument:
 
 
 def markdown_parser() -> MarkdownIt:
-    """Return the parser every stage shares: CommonMark plus GFM tables and strikethrough."""
-    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    """Return the parser every stage shares: CommonMark, GFM tables and strikethrough, math."""
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    # No space inside the dollars and no digit right after the closing one, so that
+    # "costs $5 and $10" stays text while $x_1$ is math.
+    return md.use(dollarmath_plugin, allow_space=False, allow_digits=False, allow_labels=False)
 
 
 def parse_markdown(text: str, path: Path, md: MarkdownIt | None = None) -> ParsedDocument:

@@ -1,14 +1,51 @@
-"""Token slices -> the HTML that goes into a card's fields."""
+"""Token slices -> the sanitised HTML that goes into a card's fields.
+
+Cards run in a web view that executes JavaScript (on phones too), so every field passes an
+allowlist sanitiser (nh3). Code is highlighted here, at build time, into CSS classes whose
+colours live in the note type's CSS: nothing is fetched or run at review time.
+"""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
 
+import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
 
 from anki_genai.parse import markdown_parser
+
+_ALLOWED_TAGS = set(nh3.ALLOWED_TAGS)
+_ALLOWED_ATTRIBUTES = {
+    "*": {"class", "title"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"style"},
+    "th": {"style"},
+    "ol": {"start"},
+    "details": {"open"},
+}
+# Raw HTML whose first tag is a real HTML element goes to the sanitiser, which keeps or drops
+# it; anything else (`List<T>`, `Map<K, V>`) is text that merely looks like a tag.
+_HTML_ELEMENTS = _ALLOWED_TAGS | {
+    "applet", "audio", "base", "body", "button", "canvas", "embed", "form", "frame",
+    "frameset", "head", "html", "iframe", "input", "link", "math", "meta", "noscript",
+    "object", "option", "script", "select", "source", "style", "svg", "template",
+    "textarea", "title", "video",
+}  # fmt: skip
+_FIRST_TAG = re.compile(r"\s*</?([A-Za-z][A-Za-z0-9-]*)")
+_REMOTE = re.compile(r"^https?://", re.IGNORECASE)
+
+HIGHLIGHT_CLASS = "highlight"
 
 
 class Renderer:
@@ -20,25 +57,122 @@ class Renderer:
 
     def __init__(self, md: MarkdownIt | None = None) -> None:
         self.md = md or markdown_parser()
+        self.md.options["highlight"] = _highlight_code
         self.md.add_render_rule("html_block", _render_raw_html)
         self.md.add_render_rule("html_inline", _render_raw_html)
+        self.md.add_render_rule("math_inline", _render_math_inline)
+        self.md.add_render_rule("math_inline_double", _render_math_block)
+        self.md.add_render_rule("math_block", _render_math_block)
+        self.md.add_render_rule("math_block_label", _render_math_block)
+        self.md.add_render_rule("image", _render_image)
 
-    def render(self, tokens: Sequence[Token], env: dict[str, object]) -> str:
-        """Return the HTML of `tokens`, a slice of a document parsed with `env`.
+    def render(
+        self,
+        tokens: Sequence[Token],
+        env: dict[str, object],
+        media: Mapping[str, str] | None = None,
+    ) -> str:
+        """Return the sanitised HTML of `tokens`, a slice of a document parsed with `env`.
 
+        `media` maps image sources as written in the Markdown to their names in the package.
         A lone paragraph is returned without its `<p>`, so a one-line question reads as plain
         text in Anki's browser and in the card.
         """
         if len(tokens) == 3 and tokens[0].type == "paragraph_open":
             tokens = tokens[1:2]
-        return str(self.md.renderer.render(list(tokens), self.md.options, env)).strip()
+        raw = str(self.md.renderer.render(list(tokens), self.md.options, env)).strip()
+        return sanitize(raw, media or {})
 
 
-def _render_raw_html(
-    self: object, tokens: Sequence[Token], idx: int, options: object, env: object
-) -> str:
-    # Raw HTML is shown as text, never run: cards live in a web view that executes scripts.
+def sanitize(raw_html: str, media: Mapping[str, str]) -> str:
+    """Keep only harmless tags and attributes; point local images at their media names."""
+
+    def rewrite(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "img" and attribute == "src":
+            return media.get(value, value)
+        return value
+
+    return str(
+        nh3.clean(
+            raw_html,
+            tags=_ALLOWED_TAGS,
+            attributes=_ALLOWED_ATTRIBUTES,
+            attribute_filter=rewrite,
+            url_schemes={"http", "https", "mailto"},
+            filter_style_properties={"text-align"},
+            link_rel=None,
+        )
+    )
+
+
+def highlight_css() -> str:
+    """Return the Pygments colours for code: a light palette and a night-mode one."""
+    light = HtmlFormatter(style="default").get_style_defs(f".{HIGHLIGHT_CLASS}")
+    night_selectors = [
+        f".nightMode .{HIGHLIGHT_CLASS}",
+        f".night_mode .{HIGHLIGHT_CLASS}",
+    ]
+    night = HtmlFormatter(style="monokai").get_style_defs(night_selectors)
+    # The code block's own background comes from the note type's CSS, in both modes.
+    return _drop_backgrounds(light) + "\n" + _drop_backgrounds(night)
+
+
+def _drop_backgrounds(css: str) -> str:
+    lines = [line for line in css.splitlines() if not re.match(r"^\S+ \{ background", line)]
+    lines = [line for line in lines if not line.startswith(("pre {", "td.linenos", "span.linenos"))]
+    return "\n".join(lines)
+
+
+@lru_cache(maxsize=256)
+def _lexer(language: str) -> Lexer | None:
+    try:
+        return get_lexer_by_name(language)
+    except ClassNotFound:
+        return None
+
+
+_FORMATTER = HtmlFormatter(nowrap=True)
+
+
+def _highlight_code(code: str, language: str, attributes: str) -> str:
+    lexer = _lexer(language.lower()) if language else None
+    if lexer is None:
+        return ""  # markdown-it then escapes the code as plain text
+    body = highlight(code, lexer, _FORMATTER)
+    language_class = html.escape(language, quote=True)
+    return (
+        f'<pre class="{HIGHLIGHT_CLASS}"><code class="language-{language_class}">'
+        f"{body}</code></pre>"
+    )
+
+
+def _render_raw_html(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
     content = tokens[idx].content
+    match = _FIRST_TAG.match(content)
+    if match and match.group(1).lower() in _HTML_ELEMENTS:
+        return content  # the sanitiser decides what survives
     if content.lstrip().startswith("<!--"):
         return ""
     return html.escape(content, quote=False)
+
+
+def _render_math_inline(
+    self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any
+) -> str:
+    # Anki's MathJax delimiters; the TeX is only HTML-escaped, never touched by Markdown.
+    return r"\(" + html.escape(tokens[idx].content, quote=False) + r"\)"
+
+
+def _render_math_block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    content = html.escape(tokens[idx].content.strip(), quote=False)
+    return '<div class="math">\\[' + content + "\\]</div>\n"
+
+
+def _render_image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    alt = html.escape(self.renderInlineAsText(token.children or [], options, env), quote=True)
+    if _REMOTE.match(src):
+        # A remote image would not show offline; a link at least says where it is.
+        return f'<a href="{html.escape(src, quote=True)}">{alt or html.escape(src)}</a>'
+    return f'<img src="{html.escape(src, quote=True)}" alt="{alt}">'
