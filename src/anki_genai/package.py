@@ -76,10 +76,12 @@ th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; }
 blockquote { margin: 0.5em 0; padding-left: 0.8em; border-left: 3px solid #d0d7de;
   color: #57606a; }
 img { max-width: 100%; height: auto; }
+a { color: #0969da; }
 .nightMode .card, .night_mode .card, .card.nightMode, .card.night_mode {
   color: #e6edf3; background-color: #1e1e1e; }
 .nightMode .context, .night_mode .context { color: #9198a1; }
 .nightMode .source, .night_mode .source { color: #7d8590; }
+.nightMode a, .night_mode a { color: #58a6ff; }
 .nightMode code, .night_mode code, .nightMode pre, .night_mode pre { background: #2d333b; }
 .nightMode th, .nightMode td, .night_mode th, .night_mode td { border-color: #444c56; }
 .nightMode blockquote, .night_mode blockquote { color: #9198a1; border-left-color: #444c56; }
