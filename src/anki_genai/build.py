@@ -27,7 +27,7 @@ from anki_genai.errors import (
 )
 from anki_genai.identity import Candidate, State, Status
 from anki_genai.lock import build_lock
-from anki_genai.parse import markdown_parser, normalize_question, parse_markdown
+from anki_genai.parse import ParseOptions, markdown_parser, normalize_question, parse_markdown
 from anki_genai.render import Renderer
 
 REMOVED_ANSWER = "(removed from the Markdown sources)"
@@ -49,6 +49,7 @@ class BuildOptions:
     encoding: str = "utf-8"  # of the Markdown files
     skip_unreadable: bool = False  # build the other files when one cannot be read
     lock_timeout: float = 60.0  # seconds to wait for another build of the same sources
+    parse: ParseOptions = field(default_factory=ParseOptions)  # layout, extra marker words
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,8 @@ def collect(options: BuildOptions) -> Collected:
     cards: list[Card] = []
     for path in files:
         try:
-            document = parse_markdown(read_source(path, options.encoding), path, md)
+            text = read_source(path, options.encoding)
+            document = parse_markdown(text, path, md, options.parse)
         except SourceError as exc:
             unreadable.append(exc)
             continue
@@ -134,7 +136,8 @@ def collect(options: BuildOptions) -> Collected:
         relative = (
             resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else path.name
         )
-        deck = deck_name(options.deck) if options.deck else deck_name(document.title, path.stem)
+        # The deck: --deck, else the file's front matter, else its title heading, else its name.
+        deck = deck_name(options.deck or document.deck or document.title, path.stem)
         document_cards, image_problems = make_cards(document, deck, relative, renderer, root)
         cards.extend(document_cards)
         diagnostics.extend(image_problems)

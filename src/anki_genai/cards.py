@@ -62,7 +62,7 @@ def make_cards(
     document: ParsedDocument, deck: str, source_file: str, renderer: Renderer, root: Path
 ) -> tuple[list[Card], list[Diagnostic]]:
     """Render every pair of `document` into a card of `deck`; report image problems."""
-    tags = (file_tag(source_file),)
+    tags = tuple(dict.fromkeys((*(safe_tag(t) for t in document.tags), file_tag(source_file))))
     cards: list[Card] = []
     problems: list[Diagnostic] = []
     for pair in document.pairs:
@@ -89,9 +89,13 @@ def make_cards(
 
 
 def file_tag(source_file: str) -> str:
-    """Return an Anki tag for a source file: its stem, with spaces (not allowed in tags) as `_`."""
-    stem = source_file.rsplit("/", 1)[-1].removesuffix(".md")
-    return re.sub(r"\s+", "_", stem.strip()) or "untitled"
+    """Return an Anki tag for a source file: its stem, made safe."""
+    return safe_tag(source_file.rsplit("/", 1)[-1].removesuffix(".md")) or "untitled"
+
+
+def safe_tag(tag: str) -> str:
+    """Anki tags cannot hold spaces: join words with `_`; Chinese and `::` levels are kept."""
+    return re.sub(r"\s+", "_", tag.strip())
 
 
 def _digest(*parts: str) -> str:

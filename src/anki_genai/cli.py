@@ -17,6 +17,7 @@ from anki_genai import __version__, identity
 from anki_genai.build import BuildOptions, BuildResult, build, source_root
 from anki_genai.errors import AnkiGenaiError
 from anki_genai.identity import Status
+from anki_genai.parse import Layout, ParseOptions
 
 T = TypeVar("T")
 
@@ -56,6 +57,26 @@ def main() -> None:
     help="Build the other files when some cannot be read or decoded (they are reported).",
 )
 @click.option(
+    "--layout",
+    type=click.Choice([layout.value for layout in Layout]),
+    default=Layout.MARKERS.value,
+    show_default=True,
+    help="markers: 题目/答案 style markers; headings: each heading is a question and its "
+    "section the answer; bold: each **Q1：…** paragraph is a question.",
+)
+@click.option(
+    "--question-word",
+    "question_words",
+    multiple=True,
+    help="An extra word that marks a question (repeatable), e.g. 面试题.",
+)
+@click.option(
+    "--answer-word",
+    "answer_words",
+    multiple=True,
+    help="An extra word that marks an answer (repeatable), e.g. 面试题剖析.",
+)
+@click.option(
     "--wait",
     type=click.FloatRange(min=0),
     default=60.0,
@@ -70,6 +91,9 @@ def build_command(
     dry_run: bool,
     encoding: str,
     skip_unreadable: bool,
+    layout: str,
+    question_words: tuple[str, ...],
+    answer_words: tuple[str, ...],
     wait: float,
 ) -> None:
     """Build an Anki package from Markdown SOURCES (files or folders; default: source/)."""
@@ -88,6 +112,7 @@ def build_command(
         encoding=encoding,
         skip_unreadable=skip_unreadable,
         lock_timeout=wait,
+        parse=ParseOptions(Layout(layout), question_words, answer_words),
     )
 
     def waiting() -> None:
