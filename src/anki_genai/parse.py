@@ -37,7 +37,9 @@ class Layout(enum.Enum):
     BOLD = "bold"
 
 
-QUESTION_WORDS = ("题目", "问题", "题", "Q", "Question")
+QUESTION_WORDS = ("题目", "问题", "Q", "Question")
+# Question words that mark a question only with a number and a colon: `题 3：`, `题目001:`.
+_NUMBERED_QUESTION_WORDS = ("题目", "问题", "题", "Q", "Question")
 ANSWER_WORDS = ("答案", "参考答案", "答案解析", "解答", "解析", "A", "Answer")
 # "输出" (output) answers a question only as a heading (`#### 输出`); as a bold paragraph
 # between a question and its answer it is part of the question (`**输出：** 3`).
@@ -346,13 +348,15 @@ def _marker(
 
 def _is_marker_word(word: str, words: Sequence[str], colon: bool) -> bool:
     word = unicodedata.normalize("NFKC", word).strip()
-    for candidate in words:
-        if word.casefold() == candidate.casefold():
-            return True
-        numbered = re.fullmatch(re.escape(candidate) + r"\s*\d+", word, re.IGNORECASE)
-        if numbered and colon and candidate in ("题目", "问题", "题", "Q", "Question"):
-            return True  # `题目001:` and `Q3：` are numbered markers; `题目1` alone is a group
-    return False
+    if any(word.casefold() == candidate.casefold() for candidate in words):
+        return True
+    if not colon or not any(w in words for w in QUESTION_WORDS):
+        return False
+    # `题目001:` and `Q3：` are numbered question markers; `题目1` without a colon is a group.
+    return any(
+        re.fullmatch(re.escape(candidate) + r"\s*\d+", word, re.IGNORECASE)
+        for candidate in _NUMBERED_QUESTION_WORDS
+    )
 
 
 def _details_answer(block: _Block, answer_words: Sequence[str]) -> bool:
@@ -433,6 +437,8 @@ def _heading_as_paragraph(block: _Block) -> tuple[Token, ...]:
     split = _marker(block, QUESTION_WORDS)
     if split is not None:
         return split
+    while children and children[0].type == "html_inline":
+        children = children[1:]  # an anchor such as <a name=55></a> before the number
     if children and children[0].type == "text":
         stripped = _HEADING_NUMBER.sub("", children[0].content, count=1)
         children = ([children[0].copy(content=stripped)] if stripped else []) + children[1:]
