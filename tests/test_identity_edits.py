@@ -283,7 +283,7 @@ def test_explicit_id_keeps_the_note_even_when_the_question_is_rewritten(
 
 
 def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
-    """`build --dry-run` prints new, changed, reworded and removed notes and writes nothing."""
+    """`build --dry-run` prints new, changed, renamed and removed notes and writes nothing."""
     notes.edit("network.md", "TCP 三次握手的过程是什么？", "TCP 三次握手的过程是怎样的？")
     notes.edit("network.md", "但开销小。", "但开销很小。")
     notes.edit(
@@ -297,7 +297,7 @@ def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert any(
-        line.startswith("reworded")
+        line.startswith("renamed")
         and "TCP 三次握手的过程是什么？ -> TCP 三次握手的过程是怎样的？" in line
         for line in lines
     )

@@ -8,6 +8,7 @@ import html
 import os
 import re
 import shutil
+import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from anki_genai import identity, package
 from anki_genai.cards import Card, make_cards
 from anki_genai.errors import (
     AnkiGenaiError,
+    ConfigError,
     Diagnostic,
     Severity,
     SourceError,
@@ -27,7 +29,13 @@ from anki_genai.errors import (
 )
 from anki_genai.identity import Candidate, State, Status
 from anki_genai.lock import build_lock
-from anki_genai.parse import ParseOptions, markdown_parser, normalize_question, parse_markdown
+from anki_genai.parse import (
+    Layout,
+    ParseOptions,
+    markdown_parser,
+    normalize_question,
+    parse_markdown,
+)
 from anki_genai.render import Renderer
 
 REMOVED_ANSWER = "(removed from the Markdown sources)"
@@ -70,7 +78,12 @@ class PlannedNote:
     guid: str
     mod: int
     status: Status
-    previous_question: str | None = None  # for reworded and removed notes
+    previous_question: str | None = None  # for renamed and removed notes
+    removed_deck: str = ""  # for removed notes
+
+    @property
+    def deck(self) -> str:
+        return self.card.deck if self.card is not None else self.removed_deck
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +99,11 @@ class BuildResult:
     counts: Counter[Status] = field(default_factory=Counter)
 
 
-def build(options: BuildOptions, on_wait: Callable[[], None] = lambda: None) -> BuildResult:
+def build(
+    options: BuildOptions,
+    on_wait: Callable[[], None] = lambda: None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BuildResult:
     """Build the package for `options.sources`, updating the state file beside them.
 
     Either the package and the state file are both replaced, or neither is: the package is
@@ -103,7 +120,7 @@ def build(options: BuildOptions, on_wait: Callable[[], None] = lambda: None) -> 
         else build_lock(root / LOCK_FILE_NAME, options.lock_timeout, on_wait)
     )
     with guard:
-        collected = collect(options)
+        collected = collect(options, progress)
         state = identity.load_state(state_path)
         result, packaged, new_state = _plan(collected, state, state_path, options)
         if options.strict and result.diagnostics:
@@ -115,16 +132,19 @@ def build(options: BuildOptions, on_wait: Callable[[], None] = lambda: None) -> 
         return replace(result, written=True)
 
 
-def collect(options: BuildOptions) -> Collected:
+def collect(options: BuildOptions, progress: Callable[[int, int], None] | None = None) -> Collected:
     """Read, parse and render every source file into cards."""
     root = source_root(options.sources)
     files = find_sources(options.sources)
+    single_file = len(files) == 1
     md = markdown_parser()
     renderer = Renderer(md)
     diagnostics: list[Diagnostic] = []
     unreadable: list[SourceError] = []
     cards: list[Card] = []
-    for path in files:
+    for done, path in enumerate(files, 1):
+        if progress is not None:
+            progress(done, len(files))
         try:
             text = read_source(path, options.encoding)
             document = parse_markdown(text, path, md, options.parse)
@@ -136,8 +156,9 @@ def collect(options: BuildOptions) -> Collected:
         relative = (
             resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else path.name
         )
-        # The deck: --deck, else the file's front matter, else its title heading, else its name.
-        deck = deck_name(options.deck or document.deck or document.title, path.stem)
+        deck = file_deck(
+            options.deck, document.deck or document.title or path.stem, relative, single_file
+        )
         document_cards, image_problems = make_cards(document, deck, relative, renderer, root)
         cards.extend(document_cards)
         diagnostics.extend(image_problems)
@@ -180,6 +201,7 @@ def _plan(
             r.mod,
             Status.REMOVED if r.guid in newly_removed else Status.UNCHANGED,
             previous_question=r.question,
+            removed_deck=r.deck,
         )
         for r in tombstones
     )
@@ -349,6 +371,40 @@ def _merge_duplicates(cards: Sequence[Card]) -> tuple[list[Card], list[Diagnosti
 # --- sources ----------------------------------------------------------------------------------
 
 
+CONFIG_FILE_NAME = "anki-genai.toml"
+_CONFIG_KEYS = {
+    "deck": str,
+    "layout": str,
+    "question_words": list,
+    "answer_words": list,
+    "encoding": str,
+    "output": str,
+    "strict": bool,
+}
+
+
+def load_config(root: Path) -> dict[str, object]:
+    """Read `anki-genai.toml` in the source folder: options the user would otherwise repeat."""
+    path = root / CONFIG_FILE_NAME
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix or remove it") from None
+    for key, value in data.items():
+        expected = _CONFIG_KEYS.get(key)
+        if expected is None:
+            known = ", ".join(sorted(_CONFIG_KEYS))
+            raise ConfigError(f"{path}: unknown setting {key!r}; known settings: {known}")
+        if not isinstance(value, expected):
+            raise ConfigError(f"{path}: {key} must be a {expected.__name__}")
+    if "layout" in data and data["layout"] not in {layout.value for layout in Layout}:
+        raise ConfigError(f"{path}: layout must be one of markers, headings, bold")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+
+
 def source_root(sources: Sequence[Path]) -> Path:
     """Return the folder the state file lives in: the common folder of all sources."""
     folders = [p if p.is_dir() else p.parent for p in sources]
@@ -403,6 +459,20 @@ def read_source(path: Path, encoding: str = "utf-8") -> str:
             "or name its encoding with --encoding gbk",
             SourceLocation(path, line),
         ) from None
+
+
+def file_deck(root_deck: str | None, own: str, relative: str, single_file: bool) -> str:
+    """Name a file's deck: `--deck`, then its folders, then its own name.
+
+    A file's own deck name is its front matter's `deck`, else its title heading, else its
+    file name. Files in sub-folders of the source folder go into decks named after those
+    folders (`go/basics.md` -> `go::<own>`), and `--deck NAME` is the parent of them all;
+    when the build reads one single file, `--deck NAME` is its deck.
+    """
+    if root_deck and single_file:
+        return deck_name(root_deck)
+    folders = relative.split("/")[:-1]
+    return deck_name("::".join([*([root_deck] if root_deck else []), *folders, own]))
 
 
 def deck_name(name: str | None, fallback: str = "") -> str:

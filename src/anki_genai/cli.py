@@ -1,37 +1,100 @@
 """The command line: parses options, calls the library, reports once.
 
 Exit codes: 0 success (a build that skipped broken pairs still succeeds, and says so);
-1 the build failed or `--strict` found problems; 2 the command line itself is wrong.
+1 the build failed, `check` found errors, or `--strict` found any problem; 2 the command
+line itself is wrong.
 """
 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable
+import json
+import sys
+import webbrowser
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from anki_genai import __version__, identity
-from anki_genai.build import BuildOptions, BuildResult, build, source_root
-from anki_genai.errors import AnkiGenaiError
+from anki_genai.build import (
+    BuildOptions,
+    BuildResult,
+    build,
+    collect,
+    load_config,
+    source_root,
+)
+from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity
 from anki_genai.identity import Status
 from anki_genai.parse import Layout, ParseOptions
+from anki_genai.preview import write_preview
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
-_SOURCES = click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
+# Statuses in the order a summary lists them.
+_REPORTED = (Status.NEW, Status.CHANGED, Status.RENAMED, Status.REMOVED, Status.UNCHANGED)
+
+
+def _source_options(command: F) -> F:
+    """The options every command that reads the sources shares."""
+    decorators = [
+        click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path)),
+        click.option(
+            "--deck",
+            help="Deck name. With one file it is the deck; with several it is the parent "
+            "deck: NAME::FOLDER::FILE-DECK.",
+        ),
+        click.option(
+            "--layout",
+            type=click.Choice([layout.value for layout in Layout]),
+            default=Layout.MARKERS.value,
+            show_default=True,
+            help="markers: 题目/答案 style markers; headings: each heading is a question and "
+            "its section the answer; bold: each **Q1：…** paragraph is a question.",
+        ),
+        click.option(
+            "--question-word",
+            "question_words",
+            multiple=True,
+            help="An extra word that marks a question (repeatable), e.g. 面试题.",
+        ),
+        click.option(
+            "--answer-word",
+            "answer_words",
+            multiple=True,
+            help="An extra word that marks an answer (repeatable), e.g. 面试题剖析.",
+        ),
+        click.option(
+            "--encoding",
+            default="utf-8",
+            show_default=True,
+            help="Encoding of the Markdown files, e.g. gbk for older Chinese documents.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="anki-genai")
 def main() -> None:
-    """Turn Markdown question/answer notes into Anki decks that re-import safely."""
+    """Turn Markdown question/answer notes into Anki decks that re-import safely.
+
+    SOURCES are Markdown files or folders (searched recursively for *.md); the default is
+    source/. Options you would repeat can live in anki-genai.toml in the source folder;
+    options on the command line win.
+    """
 
 
 @main.command("build")
-@_SOURCES
+@_source_options
 @click.option(
     "-o",
     "--output",
@@ -40,41 +103,14 @@ def main() -> None:
     show_default=True,
     help="Folder for the package, or a file name ending in .apkg.",
 )
-@click.option("--deck", help="Put every note into this deck instead of one deck per file.")
 @click.option(
     "--strict", is_flag=True, help="Fail, writing nothing, if the sources have any problem."
 )
 @click.option("--dry-run", is_flag=True, help="Show what the build would do; write nothing.")
 @click.option(
-    "--encoding",
-    default="utf-8",
-    show_default=True,
-    help="Encoding of the Markdown files, e.g. gbk for older Chinese documents.",
-)
-@click.option(
     "--skip-unreadable",
     is_flag=True,
     help="Build the other files when some cannot be read or decoded (they are reported).",
-)
-@click.option(
-    "--layout",
-    type=click.Choice([layout.value for layout in Layout]),
-    default=Layout.MARKERS.value,
-    show_default=True,
-    help="markers: 题目/答案 style markers; headings: each heading is a question and its "
-    "section the answer; bold: each **Q1：…** paragraph is a question.",
-)
-@click.option(
-    "--question-word",
-    "question_words",
-    multiple=True,
-    help="An extra word that marks a question (repeatable), e.g. 面试题.",
-)
-@click.option(
-    "--answer-word",
-    "answer_words",
-    multiple=True,
-    help="An extra word that marks an answer (repeatable), e.g. 面试题剖析.",
 )
 @click.option(
     "--wait",
@@ -83,57 +119,99 @@ def main() -> None:
     show_default=True,
     help="Seconds to wait while another build of the same sources is running.",
 )
-def build_command(
-    sources: tuple[Path, ...],
-    output: Path,
-    deck: str | None,
-    strict: bool,
-    dry_run: bool,
-    encoding: str,
-    skip_unreadable: bool,
-    layout: str,
-    question_words: tuple[str, ...],
-    answer_words: tuple[str, ...],
-    wait: float,
-) -> None:
-    """Build an Anki package from Markdown SOURCES (files or folders; default: source/)."""
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise click.BadParameter(
-            f"unknown encoding {encoding!r}", param_hint="--encoding"
-        ) from None
-    options = BuildOptions(
-        sources or (Path("source"),),
-        output,
-        deck,
-        strict,
-        dry_run,
-        encoding=encoding,
-        skip_unreadable=skip_unreadable,
-        lock_timeout=wait,
-        parse=ParseOptions(Layout(layout), question_words, answer_words),
-    )
+@click.option(
+    "--watch", is_flag=True, help="Rebuild whenever a source file changes (Ctrl-C stops)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, for scripts.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.pass_context
+def build_command(ctx: click.Context, /, **params: Any) -> None:
+    """Build an Anki package from Markdown SOURCES."""
+    options = _options(ctx, params)
+    quiet, as_json = params["quiet"], params["as_json"]
 
     def waiting() -> None:
-        click.echo(
-            "Another build of these sources is running; waiting for it to finish...", err=True
-        )
+        if not quiet:
+            click.echo("Another build of these sources is running; waiting...", err=True)
 
-    result = _run(lambda: build(options, on_wait=waiting))
-    for diagnostic in result.diagnostics:
-        click.echo(str(diagnostic), err=True)
-    if dry_run:
-        _print_plan(result)
-        click.echo(f"Dry run, nothing written: {_summary(result)}")
+    def once() -> BuildResult | None:
+        try:
+            with _progress(quiet or as_json) as progress:
+                result = build(options, on_wait=waiting, progress=progress)
+        except AnkiGenaiError as exc:
+            _report_error(exc)
+            return None
+        _report(result, quiet=quiet, as_json=as_json, dry_run=options.dry_run)
+        return result
+
+    result = once()
+    if params["watch"]:
+        _watch(options, once, quiet)
+        return
+    if result is None:
+        raise SystemExit(1)
+
+
+@main.command("check")
+@_source_options
+@click.option("--strict", is_flag=True, help="Count warnings as errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON, for scripts.")
+@click.pass_context
+def check_command(ctx: click.Context, /, **params: Any) -> None:
+    """Report every problem in the sources, one `path:line: severity: message` each.
+
+    Exit code 0 when there is no error (warnings allowed), 1 when there is one (or, with
+    --strict, any problem). Fit for a pre-commit hook or CI.
+    """
+    options = _options(ctx, {**params, "skip_unreadable": True})
+    collected = _run(lambda: collect(options))
+    problems = collected.diagnostics
+    errors = sum(1 for d in problems if d.severity is Severity.ERROR or options.strict)
+    if params["as_json"]:
+        click.echo(json.dumps({"diagnostics": [_diagnostic_json(d) for d in problems]}))
     else:
-        click.echo(f"Wrote {_summary(result)}")
+        for diagnostic in problems:
+            click.echo(str(diagnostic))
+        files = _plural(len(collected.files), "file")
+        warnings = len(problems) - sum(1 for d in problems if d.severity is Severity.ERROR)
+        click.echo(
+            f"{files}, {_plural(len(collected.cards), 'card')}: "
+            f"{_plural(len(problems) - warnings, 'error')}, {_plural(warnings, 'warning')}",
+            err=True,
+        )
+    if errors:
+        raise SystemExit(1)
+
+
+@main.command("preview")
+@_source_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("build") / "preview.html",
+    show_default=True,
+    help="Where to write the preview page.",
+)
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the web browser.")
+@click.pass_context
+def preview_command(ctx: click.Context, /, **params: Any) -> None:
+    """Write one self-contained HTML page showing every card as Anki will show it."""
+    output: Path = params.pop("output")
+    options = _options(ctx, {**params, "skip_unreadable": True})
+    collected = _run(lambda: collect(options))
+    for diagnostic in collected.diagnostics:
+        click.echo(str(diagnostic), err=True)
+    _run(lambda: write_preview(collected.cards, output))
+    click.echo(f"Wrote {output}: {_plural(len(collected.cards), 'card')}")
+    if params["open_page"]:
+        webbrowser.open(output.resolve().as_uri())
 
 
 @main.command("forget-removed")
-@_SOURCES
+@click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def forget_removed_command(sources: tuple[Path, ...]) -> None:
-    """Forget notes removed from the sources, once you have deleted them in Anki.
+    """Forget notes removed from the SOURCES, once you have deleted them in Anki.
 
     Until then every build keeps sending them tagged anki-genai::removed.
     """
@@ -150,30 +228,124 @@ def forget_removed_command(sources: tuple[Path, ...]) -> None:
     click.echo(f"Forgot {dropped} removed note(s) in {path}.")
 
 
+# --- options -----------------------------------------------------------------------------------
+
+
+def _options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
+    """Merge the command line over anki-genai.toml over the defaults."""
+    sources = params["sources"] or (Path("source"),)
+    config = _run(lambda: load_config(source_root(sources)))
+    for name, value in config.items():
+        if name in params and ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
+            params[name] = value
+    try:
+        codecs.lookup(params["encoding"])
+    except LookupError:
+        message = f"unknown encoding {params['encoding']!r}"
+        raise click.BadParameter(message, param_hint="--encoding") from None
+    return BuildOptions(
+        sources=tuple(sources),
+        output=Path(params.get("output", "build")),
+        deck=params["deck"],
+        strict=params.get("strict", False),
+        dry_run=params.get("dry_run", False),
+        encoding=params["encoding"],
+        skip_unreadable=params.get("skip_unreadable", False),
+        lock_timeout=params.get("wait", 60.0),
+        parse=ParseOptions(
+            Layout(params["layout"]),
+            tuple(params["question_words"]),
+            tuple(params["answer_words"]),
+        ),
+    )
+
+
+# --- reporting ---------------------------------------------------------------------------------
+
+
 def _run(action: Callable[[], T]) -> T:
     try:
         return action()
     except AnkiGenaiError as exc:
-        for diagnostic in getattr(exc, "diagnostics", ()):
-            click.echo(str(diagnostic), err=True)
-        click.echo(f"Error: {exc}", err=True)
+        _report_error(exc)
         raise SystemExit(exc.exit_code) from None
 
 
+def _report_error(exc: AnkiGenaiError) -> None:
+    for diagnostic in getattr(exc, "diagnostics", ()):
+        click.echo(str(diagnostic), err=True)
+    click.echo(f"Error: {exc}", err=True)
+
+
+def _report(result: BuildResult, *, quiet: bool, as_json: bool, dry_run: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(_result_json(result), ensure_ascii=False))
+        return
+    for diagnostic in result.diagnostics:
+        if not quiet or diagnostic.severity is Severity.ERROR:
+            click.echo(str(diagnostic), err=True)
+    if quiet:
+        return
+    if dry_run:
+        _print_plan(result)
+    verb = "Dry run, nothing written:" if dry_run else "Wrote" if result.written else "Up to date:"
+    click.echo(f"{verb} {_summary(result)}")
+    per_deck = _counts_by_deck(result)
+    if len(per_deck) > 1:
+        for deck, counts in sorted(per_deck.items()):
+            click.echo(f"  {deck}: {_counts_text(counts)}")
+
+
 def _summary(result: BuildResult) -> str:
-    counts = result.counts
     notes = sum(1 for n in result.notes if n.card is not None)
-    parts = [
-        f"{counts[Status.NEW]} new",
-        f"{counts[Status.CHANGED] + counts[Status.RENAMED]} changed",
-        f"{counts[Status.UNCHANGED]} unchanged",
+    files = _plural(result.files, "file")
+    return f"{result.package_path}: {files}, {notes} notes ({_counts_text(result.counts)})"
+
+
+def _counts_text(counts: Counter[Status]) -> str:
+    shown = [
+        s for s in _REPORTED if counts[s] or s in (Status.NEW, Status.CHANGED, Status.UNCHANGED)
     ]
-    if counts[Status.RENAMED]:
-        parts.insert(2, f"{counts[Status.RENAMED]} reworded")
-    if counts[Status.REMOVED]:
-        parts.append(f"{counts[Status.REMOVED]} removed")
-    files = f"{result.files} file" + ("" if result.files == 1 else "s")
-    return f"{result.package_path}: {files}, {notes} notes ({', '.join(parts)})"
+    return ", ".join(f"{counts[s]} {s.value}" for s in shown)
+
+
+def _counts_by_deck(result: BuildResult) -> dict[str, Counter[Status]]:
+    decks: dict[str, Counter[Status]] = {}
+    for note in result.notes:
+        if note.card is not None:
+            decks.setdefault(note.card.deck, Counter())[note.status] += 1
+        elif note.status is Status.REMOVED:
+            decks.setdefault(note.deck, Counter())[Status.REMOVED] += 1
+    return decks
+
+
+def _result_json(result: BuildResult) -> dict[str, object]:
+    def counts(c: Counter[Status]) -> dict[str, int]:
+        return {s.value: c[s] for s in _REPORTED}
+
+    return {
+        "package": str(result.package_path),
+        "written": result.written,
+        "files": result.files,
+        "notes": sum(1 for n in result.notes if n.card is not None),
+        "counts": counts(result.counts),
+        "decks": {deck: counts(c) for deck, c in sorted(_counts_by_deck(result).items())},
+        "renamed": [
+            {"source": n.card.source, "from": n.previous_question, "to": n.card.question_text}
+            for n in result.notes
+            if n.card is not None and n.status is Status.RENAMED
+        ],
+        "diagnostics": [_diagnostic_json(d) for d in result.diagnostics],
+    }
+
+
+def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, object]:
+    return {
+        "path": str(diagnostic.location.path),
+        "line": diagnostic.location.line,
+        "severity": diagnostic.severity.value,
+        "message": diagnostic.message,
+    }
 
 
 def _print_plan(result: BuildResult) -> None:
@@ -184,6 +356,49 @@ def _print_plan(result: BuildResult) -> None:
             click.echo(f"removed    {note.previous_question}")
         elif note.status is Status.RENAMED:
             change = f"{note.previous_question} -> {note.card.question_text}"
-            click.echo(f"reworded   {note.card.source}: {change}")
+            click.echo(f"renamed    {note.card.source}: {change}")
         else:
             click.echo(f"{note.status.value:<10} {note.card.source}: {note.card.question_text}")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+@contextmanager
+def _progress(silent: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on a terminal, for builds of many files; never in pipes or CI logs."""
+    if silent or not sys.stderr.isatty():
+        yield None
+        return
+    bar: Any = None
+
+    def advance(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and total >= 20:
+            bar = click.progressbar(length=total, label="Reading", file=sys.stderr)
+            bar.__enter__()
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        yield advance
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+def _watch(options: BuildOptions, rebuild: Callable[[], object], quiet: bool) -> None:
+    import watchfiles
+
+    def relevant(change: watchfiles.Change, path: str) -> bool:
+        return path.endswith((".md", ".toml")) and "/." not in path
+
+    if not quiet:
+        click.echo("Watching for changes; press Ctrl-C to stop.", err=True)
+    for _changes in watchfiles.watch(
+        *options.sources, watch_filter=relevant, raise_interrupt=False, debounce=300
+    ):
+        rebuild()
+    if not quiet:
+        click.echo("Stopped watching.", err=True)

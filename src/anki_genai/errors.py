@@ -67,6 +67,10 @@ class UnreadableSourcesError(AnkiGenaiError):
         )
 
 
+class ConfigError(AnkiGenaiError):
+    """The configuration file cannot be used."""
+
+
 class StateError(AnkiGenaiError):
     """The state file that keeps note identities is unreadable or foreign."""
 

@@ -348,6 +348,8 @@ def _marker(
 
 def _is_marker_word(word: str, words: Sequence[str], colon: bool) -> bool:
     word = unicodedata.normalize("NFKC", word).strip()
+    if len(word) == 1 and word.isascii() and not colon:
+        return False  # a lone "A" or "Q" is a marker only as `A:`; "## A" is a heading
     if any(word.casefold() == candidate.casefold() for candidate in words):
         return True
     if not colon or not any(w in words for w in QUESTION_WORDS):
