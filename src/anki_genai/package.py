@@ -166,9 +166,28 @@ def _fill_collection(
     )
     first_id = max((n.mod for n in notes), default=note_type_mod) * 1000
     ids = itertools.count(first_id)
+    rows = _RowCollector()
     for note in notes:
         genanki_note = genanki.Note(model, list(note.fields), guid=note.guid, tags=list(note.tags))
-        genanki_note.write_to_db(cursor, note.mod, decks[note.deck].deck_id, ids)
+        genanki_note.write_to_db(rows, note.mod, decks[note.deck].deck_id, ids)
+    for statement, batch in rows.batches.items():
+        cursor.executemany(statement, batch)
+
+
+class _RowCollector:
+    """Stands in for genanki's cursor: keeps the rows its notes and cards would insert.
+
+    genanki inserts one row at a time; collecting them lets sqlite insert each table's rows
+    in one executemany, while genanki still decides what every row holds.
+    """
+
+    def __init__(self) -> None:
+        self.batches: dict[str, list[tuple[object, ...]]] = {}
+        self.lastrowid: object = None
+
+    def execute(self, statement: str, row: tuple[object, ...]) -> None:
+        self.batches.setdefault(statement, []).append(row)
+        self.lastrowid = row[0]  # the id genanki just drew for the row
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,15 +234,23 @@ def _atomic_write_zip(path: Path, collection: bytes, media: Sequence[MediaFile])
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+            # Level 1: nearly the size of the default level, in a third of the time.
+            with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
                 zf.writestr("collection.anki2", collection)
                 zf.writestr("media", json.dumps({str(i): f.name for i, f in enumerate(media)}))
                 for index, file in enumerate(media):
                     zf.write(file.path, str(index))
             raw.flush()
             os.fsync(raw.fileno())
+        os.chmod(tmp, _default_file_mode())  # mkstemp makes files private; outputs are not
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _default_file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask

@@ -15,6 +15,7 @@ end of a `<details>` block it opened, or the end of the file.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -306,11 +307,13 @@ def _marker(
     level = block.heading_level
     if level is None and not block.is_paragraph:
         return None
+    allowed = tuple(words) + (tuple(heading_words) if level is not None else ())
+    if not _could_start_with(allowed).match(block.tokens[1].content):
+        return None  # the common case, decided without looking at the inline tokens
     split = _label_and_rest(list(block.tokens[1].children or []))
     if split is None:
         return None
     label, rest, bold = split
-    allowed = tuple(words) + (tuple(heading_words) if level is not None else ())
     if bold:
         word = label.strip().rstrip(_COLONS).strip()
         colon = label.strip()[-1:] in _COLONS
@@ -344,6 +347,13 @@ def _marker(
     inline = block.tokens[1].copy(children=rest, content=_inline_text(rest))
     paragraph = Token("paragraph_open", "p", 1, map=block.tokens[0].map, block=True)
     return (paragraph, inline, Token("paragraph_close", "p", -1, block=True))
+
+
+@functools.lru_cache(maxsize=64)
+def _could_start_with(words: tuple[str, ...]) -> re.Pattern[str]:
+    """A quick test on a block's source text: might it begin with one of `words`?"""
+    alternatives = sorted({re.escape(w) for w in (*words, *_NUMBERED_QUESTION_WORDS)}, key=len)
+    return re.compile(r"^[\s*_]*(?:" + "|".join(reversed(alternatives)) + ")", re.IGNORECASE)
 
 
 def _is_marker_word(word: str, words: Sequence[str], colon: bool) -> bool:
