@@ -17,6 +17,7 @@ import pytest
 
 from anki_genai import lock
 from anki_genai.build import LOCK_FILE_NAME, STATE_BACKUP_NAME
+from anki_genai.cache import CACHE_FILE_NAME
 from anki_genai.identity import STATE_FILE_NAME
 from tests.conftest import REFERENCE, AnkiCollection, build_project, only_package, run_cli
 
@@ -40,14 +41,15 @@ def _state(project: Path) -> Path:
 def test_no_files_are_left_in_temp_or_beside_outputs(project: Path, clean_tmp: Path) -> None:
     """A successful and a failed build leave nothing in the temp folder or the output folder."""
     assert build_project(project).exit_code == 0
-    assert build_project(project).exit_code == 0
     source = project / "source" / REFERENCE.name
+    source.write_text(source.read_text(encoding="utf-8").replace("逼真", "逼真【修订】"), "utf-8")
+    assert build_project(project).exit_code == 0
     source.write_text(source.read_text(encoding="utf-8") + "\n**题目：** 无答案？\n", "utf-8")
     assert build_project(project, "--strict").exit_code == 1
     assert list(clean_tmp.iterdir()) == []
     package = only_package(project)
     assert sorted(p.name for p in (project / "build").iterdir()) == sorted(
-        [package.name, STATE_BACKUP_NAME]
+        [package.name, STATE_BACKUP_NAME, CACHE_FILE_NAME]
     )
     assert sorted(p.name for p in (project / "source").iterdir()) == sorted(
         [REFERENCE.name, STATE_FILE_NAME]
@@ -82,7 +84,9 @@ def test_exception_while_writing_keeps_the_previous_package_and_state(
     )
     assert package.read_bytes() == package_before
     assert _state(project).read_bytes() == state_before
-    assert [p.name for p in (project / "build").iterdir()] == [package.name]
+    assert sorted(p.name for p in (project / "build").iterdir()) == sorted(
+        [package.name, CACHE_FILE_NAME]
+    )
     assert list(clean_tmp.iterdir()) == []
     assert anki.import_package(package).new == 30
 
@@ -135,7 +139,7 @@ def test_build_killed_mid_write_leaves_the_previous_package_importable(
     # The next build cleans up what the killed one left, and goes through.
     assert build_project(project).exit_code == 0
     assert sorted(p.name for p in (project / "build").iterdir()) == sorted(
-        [package.name, STATE_BACKUP_NAME]
+        [package.name, STATE_BACKUP_NAME, CACHE_FILE_NAME]
     )
     assert not (project / "source" / LOCK_FILE_NAME).exists()
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import codecs
+import concurrent.futures
 import contextlib
+import gc
 import html
+import multiprocessing
 import os
 import re
 import shutil
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from anki_genai import identity, package
+from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, environment_key, file_key
 from anki_genai.cards import Card, make_cards
 from anki_genai.errors import (
     AnkiGenaiError,
@@ -33,7 +37,6 @@ from anki_genai.parse import (
     Layout,
     ParseOptions,
     markdown_parser,
-    normalize_question,
     parse_markdown,
 )
 from anki_genai.render import Renderer
@@ -119,58 +122,176 @@ def build(
         if options.dry_run
         else build_lock(root / LOCK_FILE_NAME, options.lock_timeout, on_wait)
     )
-    with guard:
-        collected = collect(options, progress)
+    cache = Cache(package_folder / CACHE_FILE_NAME, environment_key())
+    with guard, _without_cyclic_gc():
+        collected = collect(options, progress, cache)
         state = identity.load_state(state_path)
         result, packaged, new_state = _plan(collected, state, state_path, options)
         if options.strict and result.diagnostics:
             raise StrictModeError(result.diagnostics)
         if options.dry_run:
             return result
+        digest = package.content_digest(packaged, new_state.note_type_mod)
+        state_text = identity.state_to_json(new_state)
+        if cache.package_is_current(result.package_path, digest) and _has_text(
+            state_path, state_text
+        ):
+            cache.save()
+            return result  # nothing changed: leave the package and the state untouched
         _remove_stale_temporary_files(result.package_path.parent)
         _write(packaged, new_state, result.package_path, state_path)
+        cache.remember_package(result.package_path, digest)
+        cache.save()
         return replace(result, written=True)
 
 
-def collect(options: BuildOptions, progress: Callable[[int, int], None] | None = None) -> Collected:
-    """Read, parse and render every source file into cards."""
+@contextlib.contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    # A build holds hundreds of thousands of tokens and strings, none in reference cycles;
+    # the cyclic collector would walk them over and over for nothing.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _has_text(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def collect(
+    options: BuildOptions,
+    progress: Callable[[int, int], None] | None = None,
+    cache: Cache | None = None,
+) -> Collected:
+    """Read, parse and render every source file into cards, reusing cached files."""
     root = source_root(options.sources)
     files = find_sources(options.sources)
     single_file = len(files) == 1
-    md = markdown_parser()
-    renderer = Renderer(md)
-    diagnostics: list[Diagnostic] = []
-    unreadable: list[SourceError] = []
-    cards: list[Card] = []
-    for done, path in enumerate(files, 1):
+    results: list[FileResult | SourceError | None] = [None] * len(files)
+    jobs: list[tuple[int, _FileJob, str]] = []
+    for index, path in enumerate(files):
+        relative = _relative(path, root)
+        try:
+            data = _read_bytes(path)
+        except SourceError as exc:
+            results[index] = exc
+            continue
+        job = _FileJob(
+            path, relative, data, root, options.encoding, options.parse, options.deck, single_file
+        )
+        key = file_key(data, job.options_key)
+        cached = cache.get(relative, key) if cache is not None else None
+        if cached is not None:
+            results[index] = cached
+        else:
+            jobs.append((index, job, key))
+    done = len(files) - len(jobs)
+    for (index, _job, key), result in zip(jobs, _process_all([j for _, j, _ in jobs]), strict=True):
+        results[index] = result
+        if cache is not None and isinstance(result, FileResult):
+            cache.put(_relative(files[index], root), key, result)
+        done += 1
         if progress is not None:
             progress(done, len(files))
-        try:
-            text = read_source(path, options.encoding)
-            document = parse_markdown(text, path, md, options.parse)
-        except SourceError as exc:
-            unreadable.append(exc)
-            continue
-        diagnostics.extend(document.diagnostics)
-        resolved = _real(path)
-        relative = (
-            resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else path.name
-        )
-        deck = file_deck(
-            options.deck, document.deck or document.title or path.stem, relative, single_file
-        )
-        document_cards, image_problems = make_cards(document, deck, relative, renderer, root)
-        cards.extend(document_cards)
-        diagnostics.extend(image_problems)
+    if cache is not None:
+        cache.keep_only({_relative(path, root) for path in files})
+
+    unreadable = [r for r in results if isinstance(r, SourceError)]
     if unreadable and not options.skip_unreadable:
         raise UnreadableSourcesError(tuple(unreadable))
-    diagnostics[:0] = [
+    diagnostics = [
         Diagnostic(exc.location or SourceLocation(exc.path, 1), exc.message) for exc in unreadable
     ]
+    cards: list[Card] = []
+    for outcome in results:
+        if isinstance(outcome, FileResult):
+            diagnostics.extend(outcome.diagnostics)
+            cards.extend(outcome.cards)
     kept, duplicate_problems = _merge_duplicates(cards)
     diagnostics.extend(duplicate_problems)
     diagnostics.extend(_size_warnings(kept))
     return Collected(root, tuple(files), tuple(kept), tuple(diagnostics))
+
+
+@dataclass(frozen=True, slots=True)
+class _FileJob:
+    """One source file to turn into cards, with everything that shapes them."""
+
+    path: Path
+    relative: str
+    data: bytes = field(repr=False)
+    root: Path
+    encoding: str
+    parse: ParseOptions
+    deck_root: str | None
+    single_file: bool
+
+    @property
+    def options_key(self) -> str:
+        shape = (
+            self.relative,
+            self.root,
+            self.encoding,
+            self.parse,
+            self.deck_root,
+            self.single_file,
+        )
+        return repr(shape)
+
+
+# Spreading files over processes pays off only when there is enough to parse.
+_PARALLEL_MIN_FILES = 8
+_PARALLEL_MIN_BYTES = 512 * 1024
+
+
+def _process_all(jobs: Sequence[_FileJob]) -> Iterator[FileResult | SourceError]:
+    """Turn files into cards, on several cores when there are enough; same order, same result."""
+    workers = min(os.cpu_count() or 1, 4, len(jobs))
+    if (
+        workers < 2
+        or len(jobs) < _PARALLEL_MIN_FILES
+        or sum(len(j.data) for j in jobs) < _PARALLEL_MIN_BYTES
+    ):
+        yield from map(_process_file, jobs)
+        return
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    )
+    chunk = max(1, len(jobs) // (workers * 8))
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield from pool.map(_process_file, jobs, chunksize=chunk)
+
+
+_RENDERER: Renderer | None = None
+
+
+def _process_file(job: _FileJob) -> FileResult | SourceError:
+    """Parse and render one file (in this process or a worker)."""
+    global _RENDERER
+    if _RENDERER is None:
+        _RENDERER = Renderer(markdown_parser())
+    renderer = _RENDERER
+    try:
+        text = decode_source(job.data, job.path, job.encoding)
+        document = parse_markdown(text, job.path, renderer.md, job.parse)
+    except SourceError as exc:
+        return exc
+    own = document.deck or document.title or job.path.stem
+    deck = file_deck(job.deck_root, own, job.relative, job.single_file)
+    cards, image_problems = make_cards(document, deck, job.relative, renderer, job.root)
+    return FileResult(tuple(cards), (*document.diagnostics, *image_problems))
+
+
+def _relative(path: Path, root: Path) -> str:
+    real = _real(path)
+    return real.relative_to(root).as_posix() if real.is_relative_to(root) else path.name
 
 
 def _plan(
@@ -342,7 +463,7 @@ def _merge_duplicates(cards: Sequence[Card]) -> tuple[list[Card], list[Diagnosti
     kept: list[Card] = []
     problems: list[Diagnostic] = []
     for card in cards:
-        question = normalize_question(card.question_text)
+        question = card.question_key
         key = (question, card.answer_digest)
         if key in first_seen:
             problems.append(
@@ -443,12 +564,20 @@ def _real(path: Path) -> Path:
 
 def read_source(path: Path, encoding: str = "utf-8") -> str:
     """Read a Markdown file; UTF-8 may start with a BOM."""
+    return decode_source(_read_bytes(path), path, encoding)
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise SourceError(
             f"cannot read the file: {exc.strerror}", SourceLocation(path, 1)
         ) from None
+
+
+def decode_source(data: bytes, path: Path, encoding: str = "utf-8") -> str:
+    """Decode a Markdown file's bytes, naming the line and the fix when they do not decode."""
     codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     try:
         return data.decode(codec)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from anki_genai.errors import Diagnostic, SourceLocation
 from anki_genai.media import MediaFile, resolve_images
-from anki_genai.parse import ParsedDocument
+from anki_genai.parse import ParsedDocument, normalize_question
 from anki_genai.render import Renderer
 
 
@@ -28,6 +28,20 @@ class Card:
     tags: tuple[str, ...]
     explicit_id: str | None = None
     media: tuple[MediaFile, ...] = ()
+    # Derived once, here: identity matching and duplicate checks ask for them many times.
+    question_key: str = field(init=False, repr=False, compare=False)
+    answer_digest: str = field(init=False, repr=False, compare=False)
+    digest: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The digest of what the note shows leaves the line number out on purpose: an edit
+        # higher up in a file shifts the lines of every pair below it, and counting that as
+        # a change would restamp those notes and overwrite their users' own edits in Anki.
+        # The Source field is refreshed whenever the note changes for a real reason.
+        shown = _digest(self.question, self.answer, self.context, self.source_file, *self.tags)
+        object.__setattr__(self, "question_key", normalize_question(self.question_text))
+        object.__setattr__(self, "answer_digest", _digest(self.answer))
+        object.__setattr__(self, "digest", shown)
 
     @property
     def source(self) -> str:
@@ -42,20 +56,6 @@ class Card:
             html.escape(self.source, quote=False),
             "",
         )
-
-    @property
-    def answer_digest(self) -> str:
-        return _digest(self.answer)
-
-    @property
-    def digest(self) -> str:
-        """Digest of what the note shows; the line number is left out on purpose.
-
-        An edit higher up in a file shifts the lines of every pair below it; counting that as
-        a change would restamp those notes and overwrite their users' own edits in Anki. The
-        Source field is refreshed whenever the note changes for a real reason.
-        """
-        return _digest(self.question, self.answer, self.context, self.source_file, *self.tags)
 
 
 def make_cards(

@@ -92,6 +92,10 @@ class Candidate:
     digest: str
     file: str
     explicit_id: str | None = None
+    key: str = field(init=False, repr=False, compare=False)  # the question, normalised
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", normalize_question(self.question))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,24 +136,21 @@ def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -
             chosen[index] = guid
             claimed.add(guid)
 
+    record_keys = {guid: normalize_question(r.question) for guid, r in records.items()}
     by_question: dict[str, list[NoteRecord]] = {}
     for record in records.values():
         if record.guid not in claimed:
-            by_question.setdefault(normalize_question(record.question), []).append(record)
+            by_question.setdefault(record_keys[record.guid], []).append(record)
     for index, cand in enumerate(candidates):
         if chosen[index] is not None:
             continue
-        pool = [
-            r
-            for r in by_question.get(normalize_question(cand.question), ())
-            if r.guid not in claimed
-        ]
+        pool = [r for r in by_question.get(cand.key, ()) if r.guid not in claimed]
         if pool:
             best = max(pool, key=lambda r: (r.answer == cand.answer, r.file == cand.file))
             chosen[index] = best.guid
             claimed.add(best.guid)
 
-    _match_edited_questions(candidates, records, chosen, claimed)
+    _match_edited_questions(candidates, records, record_keys, chosen, claimed)
 
     taken = set(records) | claimed
     assignments = []
@@ -157,7 +158,9 @@ def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -
         if matched is None:
             matched = _fresh_guid(cand.question, taken)
             taken.add(matched)
-        assignments.append(_assignment(matched, cand, records.get(matched), now))
+        previous = records.get(matched)
+        renamed = previous is not None and record_keys[matched] != cand.key
+        assignments.append(_assignment(matched, cand, previous, renamed, now))
 
     removed: list[NoteRecord] = []
     newly_removed: list[str] = []
@@ -172,12 +175,14 @@ def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -
     return IdentityPlan(tuple(assignments), tuple(removed), tuple(newly_removed), now)
 
 
-def _assignment(guid: str, cand: Candidate, record: NoteRecord | None, now: int) -> Assignment:
+def _assignment(
+    guid: str, cand: Candidate, record: NoteRecord | None, renamed: bool, now: int
+) -> Assignment:
     if record is None:
         return Assignment(guid, now, Status.NEW)
     if record.digest == cand.digest and not record.removed:
         return Assignment(guid, record.mod, Status.UNCHANGED)
-    if normalize_question(record.question) != normalize_question(cand.question):
+    if renamed:
         return Assignment(guid, now, Status.RENAMED, previous_question=record.question)
     return Assignment(guid, now, Status.CHANGED)
 
@@ -185,6 +190,7 @@ def _assignment(guid: str, cand: Candidate, record: NoteRecord | None, now: int)
 def _match_edited_questions(
     candidates: Sequence[Candidate],
     records: Mapping[str, NoteRecord],
+    record_keys: Mapping[str, str],
     chosen: list[str | None],
     claimed: set[str],
 ) -> None:
@@ -192,12 +198,12 @@ def _match_edited_questions(
     open_records = [r for r in records.values() if r.guid not in claimed]
     if not open_candidates or not open_records:
         return
-    keys = {r.guid: normalize_question(r.question) for r in open_records}
+    keys = record_keys
     scores: dict[tuple[int, str], float] = {}
     for index in open_candidates:
         cand = candidates[index]
         matcher = difflib.SequenceMatcher(autojunk=False)
-        matcher.set_seq2(normalize_question(cand.question))  # seq2 is the one difflib indexes
+        matcher.set_seq2(cand.key)  # seq2 is the one difflib indexes
         for record in open_records:
             matcher.set_seq1(keys[record.guid])
             if matcher.real_quick_ratio() < _SIMILAR_SAME_ANSWER:
@@ -343,14 +349,16 @@ def state_to_json(state: State) -> str:
             entry.update(
                 removed=True, deck=record.deck, fields=list(record.fields), tags=list(record.tags)
             )
-        entries.append(entry)
-    document = {
+        entries.append(json.dumps(entry, ensure_ascii=False))
+    header = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
         "note_type": {"digest": state.note_type_digest, "mod": state.note_type_mod},
-        "notes": entries,
     }
-    return json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+    # One note per line: a diff shows exactly the notes that changed, and writing stays on
+    # json's fast path (indent= would switch to its slow pure-Python encoder).
+    opening = json.dumps(header, ensure_ascii=False)[:-1] + ', "notes": [\n'
+    return opening + ",\n".join(entries) + "\n]}\n"
 
 
 def save_state(state: State, path: Path) -> None:

@@ -127,6 +127,16 @@ def deck_id(name: str) -> int:
     return (1 << 30) + int.from_bytes(digest[:4], "big") % (1 << 30)
 
 
+def content_digest(notes: Sequence[PackagedNote], note_type_mod: int) -> str:
+    """Digest of everything a package built from `notes` would hold."""
+    digest = hashlib.sha256(f"{note_type_digest()}\x1e{note_type_mod}".encode())
+    for note in notes:
+        media = "\x1f".join(f"{m.name}" for m in note.media)
+        parts = (note.guid, note.deck, str(note.mod), *note.fields, *note.tags, media)
+        digest.update(("\x1e" + "\x1f".join(parts)).encode())
+    return digest.hexdigest()
+
+
 def write_package(notes: Sequence[PackagedNote], note_type_mod: int, path: Path) -> None:
     """Write `notes` to an `.apkg` at `path`; the old file stays until the new one is whole."""
     model = _note_type()

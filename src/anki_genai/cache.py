@@ -1,0 +1,184 @@
+"""A cache of each source file's cards, so a rebuild only parses the files that changed.
+
+It lives in the output folder and is only ever a shortcut: an entry is used when the file's
+bytes, the options that shape its cards, the versions of the tools that render them and
+the images it shows are all unchanged. A missing, foreign or damaged cache is rebuilt,
+never an error; deleting it is always safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from anki_genai import __version__
+from anki_genai.cards import Card
+from anki_genai.errors import Diagnostic, Severity, SourceLocation
+from anki_genai.identity import atomic_write_text
+from anki_genai.media import MediaFile
+
+CACHE_FILE_NAME = ".anki-genai-cache.json"
+_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """What one source file yields: its cards and its problems."""
+
+    cards: tuple[Card, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def environment_key() -> str:
+    """The tool versions that decide what a card's HTML looks like."""
+    versions = [__version__, str(_FORMAT)]
+    for package in ("markdown-it-py", "mdit-py-plugins", "pygments", "nh3"):
+        try:
+            versions.append(metadata.version(package))
+        except metadata.PackageNotFoundError:
+            versions.append("?")
+    return "/".join(versions)
+
+
+def file_key(data: bytes, options_key: str) -> str:
+    return hashlib.sha256(options_key.encode() + b"\0" + data).hexdigest()
+
+
+class Cache:
+    """Cached file results by relative path, plus what the last written package was."""
+
+    def __init__(self, path: Path | None, environment: str) -> None:
+        self.path = path
+        self.environment = environment
+        self.files: dict[str, dict[str, object]] = {}
+        self.package: dict[str, object] = {}
+        self._changed = False
+        if path is not None:
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("environment") != self.environment:
+                return
+            files, package = data["files"], data.get("package", {})
+            if isinstance(files, dict) and isinstance(package, dict):
+                self.files, self.package = files, package
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            return  # damaged or foreign: start afresh
+
+    def get(self, relative: str, key: str) -> FileResult | None:
+        entry = self.files.get(relative)
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            return None
+        try:
+            if not all(_unchanged(Path(p), s, m) for p, s, m in entry["media"]):  # type: ignore[attr-defined]
+                return None
+            cards = tuple(_card_from_json(c) for c in entry["cards"])  # type: ignore[attr-defined]
+            problems = tuple(_diagnostic_from_json(d) for d in entry["diagnostics"])  # type: ignore[attr-defined]
+        except (KeyError, TypeError, ValueError, OSError):
+            return None
+        return FileResult(cards, problems)
+
+    def put(self, relative: str, key: str, result: FileResult) -> None:
+        media = {file.path for card in result.cards for file in card.media}
+        self.files[relative] = {
+            "key": key,
+            "media": [_stat(p) for p in sorted(media)],
+            "cards": [_card_to_json(c) for c in result.cards],
+            "diagnostics": [_diagnostic_to_json(d) for d in result.diagnostics],
+        }
+        self._changed = True
+
+    def keep_only(self, relatives: set[str]) -> None:
+        for gone in set(self.files) - relatives:
+            del self.files[gone]
+            self._changed = True
+
+    def package_is_current(self, path: Path, digest: str) -> bool:
+        """True when the package at `path` is the one last written with content `digest`."""
+        if self.package.get("digest") != digest or self.package.get("path") != str(path):
+            return False
+        stat = self.package.get("stat")
+        try:
+            return isinstance(stat, list) and list(_stat(path)[1:]) == stat
+        except OSError:
+            return False
+
+    def remember_package(self, path: Path, digest: str) -> None:
+        self.package = {"path": str(path), "digest": digest, "stat": list(_stat(path)[1:])}
+        self._changed = True
+
+    def save(self) -> None:
+        if self.path is None or not self._changed:
+            return
+        document = {
+            "environment": self.environment,
+            "files": self.files,
+            "package": self.package,
+        }
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(document, ensure_ascii=False))
+
+
+def _stat(path: Path) -> tuple[str, int, int]:
+    info = os.stat(path)
+    return str(path), info.st_size, info.st_mtime_ns
+
+
+def _unchanged(path: Path, size: int, mtime_ns: int) -> bool:
+    try:
+        return _stat(path)[1:] == (size, mtime_ns)
+    except OSError:
+        return False
+
+
+def _card_to_json(card: Card) -> dict[str, object]:
+    return {
+        "deck": card.deck,
+        "question": card.question,
+        "answer": card.answer,
+        "context": card.context,
+        "source_file": card.source_file,
+        "path": str(card.location.path),
+        "line": card.location.line,
+        "question_text": card.question_text,
+        "tags": list(card.tags),
+        "explicit_id": card.explicit_id,
+        "media": [[str(m.path), m.name] for m in card.media],
+    }
+
+
+def _card_from_json(data: dict[str, object]) -> Card:
+    return Card(
+        deck=str(data["deck"]),
+        question=str(data["question"]),
+        answer=str(data["answer"]),
+        context=str(data["context"]),
+        source_file=str(data["source_file"]),
+        location=SourceLocation(Path(str(data["path"])), int(data["line"])),  # type: ignore[call-overload]
+        question_text=str(data["question_text"]),
+        tags=tuple(str(t) for t in data["tags"]),  # type: ignore[attr-defined]
+        explicit_id=None if data["explicit_id"] is None else str(data["explicit_id"]),
+        media=tuple(MediaFile(Path(p), n) for p, n in data["media"]),  # type: ignore[attr-defined]
+    )
+
+
+def _diagnostic_to_json(diagnostic: Diagnostic) -> list[object]:
+    location = diagnostic.location
+    return [str(location.path), location.line, diagnostic.message, diagnostic.severity.value]
+
+
+def _diagnostic_from_json(data: list[object]) -> Diagnostic:
+    path, line, message, severity = data
+    return Diagnostic(
+        SourceLocation(Path(str(path)), int(line)),  # type: ignore[call-overload]
+        str(message),
+        Severity(severity),
+    )

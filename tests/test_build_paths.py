@@ -1,0 +1,147 @@
+"""Parallel and cached builds give exactly the notes a clean serial build gives."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from anki_genai import build as build_module
+from anki_genai import identity
+from anki_genai.cache import CACHE_FILE_NAME
+from tests.conftest import AnkiCollection, run_cli
+
+FILES = 12
+
+
+def _write_corpus(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for f in range(FILES):
+        parts = [f"# 题库 {f}\n"]
+        for n in range(8):
+            parts.append(
+                f"## {n + 1}. 小节\n\n**题目：** 第{f}-{n}题：什么是第{n}种情况？\n\n"
+                f"**答案：**\n\n- 要点 {f}.{n}\n- 公式 $x_{n}^2$\n\n```python\nprint({f}, {n})\n```\n"
+            )
+        (folder / f"part{f:02d}.md").write_text("\n".join(parts), encoding="utf-8")
+
+
+def _notes(package: Path, collection_dir: Path) -> dict[str, tuple[tuple[str, ...], int, str]]:
+    """What Anki holds after importing `package`: fields, mod and tags by GUID."""
+    collection_dir.mkdir()
+    anki = AnkiCollection(collection_dir / "collection.anki2")
+    try:
+        anki.import_package(package)
+        result = {}
+        for note_id in anki.col.find_notes(""):
+            note = anki.col.get_note(note_id)
+            result[note.guid] = (tuple(note.fields), note.mod, " ".join(note.tags))
+        return result
+    finally:
+        anki.close()
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Builds read the time from here, so two builds can be compared note for note."""
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(identity.time, "time", lambda: now[0])
+    return now
+
+
+def _build(source: Path, output: Path) -> None:
+    result = run_cli("build", source, "-o", output, "-q")
+    assert result.exit_code == 0, result.output
+
+
+def test_parallel_build_equals_serial_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixed_clock: list[float]
+) -> None:
+    """Spreading the files over processes changes nothing in the notes Anki receives."""
+    pytest.importorskip("anki")
+    for name in ("serial", "parallel"):
+        _write_corpus(tmp_path / name / "source")
+    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    _build(tmp_path / "serial" / "source", tmp_path / "serial" / "out.apkg")
+    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 2)
+    monkeypatch.setattr(build_module, "_PARALLEL_MIN_BYTES", 0)
+    workers = []
+    real_pool = build_module.concurrent.futures.ProcessPoolExecutor
+
+    def counting_pool(*args: object, **kwargs: object) -> object:
+        workers.append(args[0])
+        return real_pool(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build_module.concurrent.futures, "ProcessPoolExecutor", counting_pool)
+    _build(tmp_path / "parallel" / "source", tmp_path / "parallel" / "out.apkg")
+
+    assert workers and workers[0] >= 2, "the parallel build did not use worker processes"
+    serial = _notes(tmp_path / "serial" / "out.apkg", tmp_path / "anki-serial")
+    parallel = _notes(tmp_path / "parallel" / "out.apkg", tmp_path / "anki-parallel")
+    assert len(serial) == FILES * 8
+    assert parallel == serial
+
+
+def test_cached_rebuild_equals_clean_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixed_clock: list[float]
+) -> None:
+    """A rebuild that reuses cached files gives the notes a build from scratch gives."""
+    pytest.importorskip("anki")
+    source = tmp_path / "cached" / "source"
+    _write_corpus(source)
+    _build(source, tmp_path / "cached" / "out.apkg")
+    edited = source / "part05.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    # The clean build starts from the same sources and state, with no cache.
+    shutil.copytree(source, tmp_path / "clean" / "source")
+
+    parsed: list[Path] = []
+    real_parse = build_module.parse_markdown
+
+    def spy(text: str, path: Path, *args: object) -> object:
+        parsed.append(path)
+        return real_parse(text, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build_module, "parse_markdown", spy)
+    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    fixed_clock[0] += 100
+    _build(source, tmp_path / "cached" / "out.apkg")
+    assert [p.name for p in parsed] == ["part05.md"]
+    _build(tmp_path / "clean" / "source", tmp_path / "clean" / "out.apkg")
+    assert len(parsed) == 1 + FILES
+
+    cached = _notes(tmp_path / "cached" / "out.apkg", tmp_path / "anki-cached")
+    clean = _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
+    assert cached == clean
+    assert sum(1 for _, mod, _ in cached.values() if mod == int(fixed_clock[0])) == 1
+
+
+def test_unchanged_rebuild_leaves_the_package_alone(tmp_path: Path) -> None:
+    """Rebuilding unchanged sources says so and does not rewrite the package or state."""
+    source = tmp_path / "source"
+    _write_corpus(source)
+    package = tmp_path / "out" / "deck.apkg"
+    _build(source, package)
+    before = (package.stat().st_mtime_ns, (source / identity.STATE_FILE_NAME).stat().st_mtime_ns)
+    result = run_cli("build", source, "-o", package)
+    assert result.stdout.startswith(f"Up to date: {package}: {FILES} files, {FILES * 8} notes")
+    after = (package.stat().st_mtime_ns, (source / identity.STATE_FILE_NAME).stat().st_mtime_ns)
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    "damage", ["garbage {", '{"environment": 1}', ""], ids=["junk", "foreign", "empty"]
+)
+def test_damaged_cache_is_rebuilt_not_an_error(tmp_path: Path, damage: str) -> None:
+    """A damaged cache only costs a full rebuild."""
+    source = tmp_path / "source"
+    _write_corpus(source)
+    package = tmp_path / "out" / "deck.apkg"
+    _build(source, package)
+    (tmp_path / "out" / CACHE_FILE_NAME).write_text(damage, encoding="utf-8")
+    package.unlink()
+    result = run_cli("build", source, "-o", package)
+    assert result.exit_code == 0
+    assert "0 new, 0 changed, 96 unchanged" in result.stdout
+    assert package.exists()
