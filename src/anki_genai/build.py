@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anki_genai import identity, package
 from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, environment_key, file_key
@@ -39,7 +40,9 @@ from anki_genai.parse import (
     markdown_parser,
     parse_markdown,
 )
-from anki_genai.render import Renderer
+
+if TYPE_CHECKING:
+    from anki_genai.render import Renderer
 
 REMOVED_ANSWER = "(removed from the Markdown sources)"
 REMOVED_DECK = "anki-genai removed"
@@ -276,6 +279,8 @@ def _process_file(job: _FileJob) -> FileResult | SourceError:
     """Parse and render one file (in this process or a worker)."""
     global _RENDERER
     if _RENDERER is None:
+        from anki_genai.render import Renderer  # not needed when every file is cached
+
         _RENDERER = Renderer(markdown_parser())
     renderer = _RENDERER
     try:

@@ -7,11 +7,14 @@ import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anki_genai.errors import Diagnostic, SourceLocation
 from anki_genai.media import MediaFile, resolve_images
 from anki_genai.parse import ParsedDocument, normalize_question
-from anki_genai.render import Renderer
+
+if TYPE_CHECKING:
+    from anki_genai.render import Renderer
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import json
 import sys
-import webbrowser
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -205,6 +204,8 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
     _run(lambda: write_preview(collected.cards, output))
     click.echo(f"Wrote {output}: {_plural(len(collected.cards), 'card')}")
     if params["open_page"]:
+        import webbrowser
+
         webbrowser.open(output.resolve().as_uri())
 
 

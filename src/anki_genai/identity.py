@@ -19,9 +19,11 @@ Notes that disappeared stay in the state as tombstones and keep being packaged w
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import difflib
 import enum
+import hashlib
 import json
 import os
 import tempfile
@@ -29,8 +31,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import genanki
 
 from anki_genai.errors import StateError
 from anki_genai.parse import normalize_question
@@ -231,18 +231,24 @@ def _match_edited_questions(
 
 
 def _explicit_guid(explicit_id: str) -> str:
-    return str(genanki.guid_for("anki-genai:id", explicit_id))
+    return _guid("id", explicit_id)
 
 
 def _fresh_guid(question: str, taken: set[str]) -> str:
     key = normalize_question(question)
-    guid = str(genanki.guid_for("anki-genai:q", key))
+    guid = _guid("q", key)
     counter = 2
     while guid in taken:
         # The same question again with another answer: a distinct, still reproducible GUID.
-        guid = str(genanki.guid_for("anki-genai:q", key, str(counter)))
+        guid = _guid("q", key, str(counter))
         counter += 1
     return guid
+
+
+def _guid(*parts: str) -> str:
+    """A short GUID from `parts`, namespaced so it cannot match another tool's notes."""
+    digest = hashlib.sha256("\x1f".join(("anki-genai", *parts)).encode()).digest()
+    return base64.urlsafe_b64encode(digest[:9]).decode()
 
 
 def updated_state(

@@ -7,17 +7,19 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import sqlite3
 import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import genanki
+from typing import TYPE_CHECKING
 
 from anki_genai.media import MediaFile
-from anki_genai.render import highlight_css
+
+if TYPE_CHECKING:
+    import genanki
 
 # ---------------------------------------------------------------------------------------------
 # The note type. Anki matches note types by id and compares their schema (field names and
@@ -32,6 +34,7 @@ NOTE_TYPE_ID = 1876203471
 NOTE_TYPE_NAME = "anki-genai Q&A"
 FIELD_NAMES = ("Question", "Answer", "Context", "Source", "Extra")
 TEMPLATE_NAME = "Card 1"
+HIGHLIGHT_CLASS = "highlight"  # the class of highlighted code blocks, styled in the CSS
 
 FRONT_TEMPLATE = """\
 {{#Context}}<div class="context">{{Context}}</div>{{/Context}}
@@ -88,6 +91,26 @@ a { color: #0969da; }
 """
 
 
+def highlight_css() -> str:
+    """Return the Pygments colours for code: a light palette and a night-mode one."""
+    from pygments.formatters import HtmlFormatter
+
+    light = HtmlFormatter(style="default").get_style_defs(f".{HIGHLIGHT_CLASS}")
+    night_selectors = [
+        f".nightMode .{HIGHLIGHT_CLASS}",
+        f".night_mode .{HIGHLIGHT_CLASS}",
+    ]
+    night = HtmlFormatter(style="monokai").get_style_defs(night_selectors)
+    # The code block's own background comes from the note type's CSS, in both modes.
+    return _drop_backgrounds(light) + "\n" + _drop_backgrounds(night)
+
+
+def _drop_backgrounds(css: str) -> str:
+    lines = [line for line in css.splitlines() if not re.match(r"^\S+ \{ background", line)]
+    lines = [line for line in lines if not line.startswith(("pre {", "td.linenos", "span.linenos"))]
+    return "\n".join(lines)
+
+
 def note_type_css() -> str:
     """Return the note type's CSS: the card's own, then the code colours."""
     return CSS + "\n" + highlight_css() + "\n"
@@ -100,6 +123,8 @@ def note_type_digest() -> str:
 
 
 def _note_type() -> genanki.Model:
+    import genanki  # only needed when a package is written; it is slow to import
+
     return genanki.Model(
         NOTE_TYPE_ID,
         NOTE_TYPE_NAME,
@@ -160,6 +185,7 @@ def _fill_collection(
 ) -> None:
     # genanki's Package.write_to_db stamps one timestamp on every note and rewrites the decks
     # and models JSON once per deck; we need a mod per note and write each JSON once.
+    import genanki
     from genanki.apkg_col import APKG_COL
     from genanki.apkg_schema import APKG_SCHEMA
 

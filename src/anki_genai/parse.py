@@ -22,14 +22,13 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
-from mdit_py_plugins.dollarmath import dollarmath_plugin
-from mdit_py_plugins.front_matter import front_matter_plugin
+from typing import TYPE_CHECKING
 
 from anki_genai.errors import Diagnostic, Severity, SourceError, SourceLocation
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 
 class Layout(enum.Enum):
@@ -92,6 +91,11 @@ class ParsedDocument:
 
 def markdown_parser() -> MarkdownIt:
     """Return the parser every stage shares: CommonMark, GFM tables and strikethrough, math."""
+    # Imported here: a rebuild that finds every file in the cache never parses Markdown.
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+    from mdit_py_plugins.front_matter import front_matter_plugin
+
     md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
     md.use(front_matter_plugin)
     # No space inside the dollars and no digit right after the closing one, so that
@@ -222,6 +226,8 @@ def _front_matter(
 ) -> tuple[dict[str, object], list[Diagnostic]]:
     if not tokens or tokens[0].type != "front_matter":
         return {}, []
+    import yaml
+
     try:
         data = yaml.safe_load(tokens[0].content)
     except yaml.YAMLError as exc:
@@ -335,9 +341,7 @@ def _marker(
         if after and not colon:
             return None
         remainder = after + label[len(first_line) :]
-        rest = (
-            [Token("text", "", 0, content=remainder.lstrip())] if remainder.strip() else []
-        ) + rest
+        rest = ([_text_token(remainder.lstrip())] if remainder.strip() else []) + rest
     if not _is_marker_word(word, allowed, colon):
         return None
     while rest and rest[0].type in ("softbreak", "hardbreak"):
@@ -345,8 +349,7 @@ def _marker(
     if not rest:
         return ()
     inline = block.tokens[1].copy(children=rest, content=_inline_text(rest))
-    paragraph = Token("paragraph_open", "p", 1, map=block.tokens[0].map, block=True)
-    return (paragraph, inline, Token("paragraph_close", "p", -1, block=True))
+    return _paragraph(inline, block.tokens[0].map)
 
 
 @functools.lru_cache(maxsize=64)
@@ -457,11 +460,21 @@ def _heading_as_paragraph(block: _Block) -> tuple[Token, ...]:
     if _LABEL_ONLY_HEADING.match(_inline_text(children)) or not _inline_text(children).strip():
         return ()
     new_inline = inline.copy(children=children, content=_inline_text(children))
-    return (
-        Token("paragraph_open", "p", 1, map=block.tokens[0].map, block=True),
-        new_inline,
-        Token("paragraph_close", "p", -1, block=True),
-    )
+    return _paragraph(new_inline, block.tokens[0].map)
+
+
+def _text_token(content: str) -> Token:
+    from markdown_it.token import Token
+
+    return Token("text", "", 0, content=content)
+
+
+def _paragraph(inline: Token, line_map: list[int] | None) -> tuple[Token, ...]:
+    """Wrap inline content (from a marker line or a heading) in a paragraph of its own."""
+    from markdown_it.token import Token
+
+    opening = Token("paragraph_open", "p", 1, map=line_map, block=True)
+    return (opening, inline, Token("paragraph_close", "p", -1, block=True))
 
 
 def _heading_text(block: _Block) -> str:

@@ -22,6 +22,7 @@ from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from anki_genai.package import HIGHLIGHT_CLASS
 from anki_genai.parse import markdown_parser
 
 _ALLOWED_TAGS = set(nh3.ALLOWED_TAGS)
@@ -44,8 +45,6 @@ _HTML_ELEMENTS = _ALLOWED_TAGS | {
 }  # fmt: skip
 _FIRST_TAG = re.compile(r"\s*</?([A-Za-z][A-Za-z0-9-]*)")
 _REMOTE = re.compile(r"^https?://", re.IGNORECASE)
-
-HIGHLIGHT_CLASS = "highlight"
 
 
 class Renderer:
@@ -103,24 +102,6 @@ def sanitize(raw_html: str, media: Mapping[str, str]) -> str:
             link_rel=None,
         )
     )
-
-
-def highlight_css() -> str:
-    """Return the Pygments colours for code: a light palette and a night-mode one."""
-    light = HtmlFormatter(style="default").get_style_defs(f".{HIGHLIGHT_CLASS}")
-    night_selectors = [
-        f".nightMode .{HIGHLIGHT_CLASS}",
-        f".night_mode .{HIGHLIGHT_CLASS}",
-    ]
-    night = HtmlFormatter(style="monokai").get_style_defs(night_selectors)
-    # The code block's own background comes from the note type's CSS, in both modes.
-    return _drop_backgrounds(light) + "\n" + _drop_backgrounds(night)
-
-
-def _drop_backgrounds(css: str) -> str:
-    lines = [line for line in css.splitlines() if not re.match(r"^\S+ \{ background", line)]
-    lines = [line for line in lines if not line.startswith(("pre {", "td.linenos", "span.linenos"))]
-    return "\n".join(lines)
 
 
 @lru_cache(maxsize=256)
