@@ -306,7 +306,9 @@ def _plan(
     now = identity.build_timestamp(state)
     cards = collected.cards
     candidates = [
-        Candidate(c.question_text, c.answer_digest, c.digest, c.source_file, c.explicit_id)
+        Candidate(
+            c.question_text, c.answer_digest, c.digest, c.source_file, c.explicit_id, c.question_key
+        )
         for c in cards
     ]
     plan = identity.assign_identities(candidates, state, now)

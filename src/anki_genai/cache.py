@@ -23,7 +23,7 @@ from anki_genai.identity import atomic_write_text
 from anki_genai.media import MediaFile
 
 CACHE_FILE_NAME = ".anki-genai-cache.json"
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,8 @@ class Cache:
         try:
             if not all(_unchanged(Path(p), s, m) for p, s, m in entry["media"]):  # type: ignore[attr-defined]
                 return None
-            cards = tuple(_card_from_json(c) for c in entry["cards"])  # type: ignore[attr-defined]
+            path = Path(str(entry["path"]))
+            cards = tuple(_card_from_json(c, path) for c in entry["cards"])  # type: ignore[attr-defined]
             problems = tuple(_diagnostic_from_json(d) for d in entry["diagnostics"])  # type: ignore[attr-defined]
         except (KeyError, TypeError, ValueError, OSError):
             return None
@@ -87,8 +88,10 @@ class Cache:
 
     def put(self, relative: str, key: str, result: FileResult) -> None:
         media = {file.path for card in result.cards for file in card.media}
+        paths = {card.location.path for card in result.cards}
         self.files[relative] = {
             "key": key,
+            "path": str(paths.pop()) if len(paths) == 1 else "",
             "media": [_stat(p) for p in sorted(media)],
             "cards": [_card_to_json(c) for c in result.cards],
             "diagnostics": [_diagnostic_to_json(d) for d in result.diagnostics],
@@ -146,27 +149,31 @@ def _card_to_json(card: Card) -> dict[str, object]:
         "answer": card.answer,
         "context": card.context,
         "source_file": card.source_file,
-        "path": str(card.location.path),
         "line": card.location.line,
         "question_text": card.question_text,
         "tags": list(card.tags),
         "explicit_id": card.explicit_id,
         "media": [[str(m.path), m.name] for m in card.media],
+        "derived": [card.question_key, card.answer_digest, card.digest],
     }
 
 
-def _card_from_json(data: dict[str, object]) -> Card:
+def _card_from_json(data: dict[str, object], path: Path) -> Card:
+    derived = [str(value) for value in data["derived"]]  # type: ignore[attr-defined]
     return Card(
         deck=str(data["deck"]),
         question=str(data["question"]),
         answer=str(data["answer"]),
         context=str(data["context"]),
         source_file=str(data["source_file"]),
-        location=SourceLocation(Path(str(data["path"])), int(data["line"])),  # type: ignore[call-overload]
+        location=SourceLocation(path, int(data["line"])),  # type: ignore[call-overload]
         question_text=str(data["question_text"]),
         tags=tuple(str(t) for t in data["tags"]),  # type: ignore[attr-defined]
         explicit_id=None if data["explicit_id"] is None else str(data["explicit_id"]),
         media=tuple(MediaFile(Path(p), n) for p, n in data["media"]),  # type: ignore[attr-defined]
+        question_key=derived[0],
+        answer_digest=derived[1],
+        digest=derived[2],
     )
 
 

@@ -31,12 +31,15 @@ class Card:
     tags: tuple[str, ...]
     explicit_id: str | None = None
     media: tuple[MediaFile, ...] = ()
-    # Derived once, here: identity matching and duplicate checks ask for them many times.
-    question_key: str = field(init=False, repr=False, compare=False)
-    answer_digest: str = field(init=False, repr=False, compare=False)
-    digest: str = field(init=False, repr=False, compare=False)
+    # Derived once (here, or restored from the cache): identity matching and duplicate
+    # checks ask for them many times.
+    question_key: str = field(default="", repr=False, compare=False)
+    answer_digest: str = field(default="", repr=False, compare=False)
+    digest: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.digest:
+            return
         # The digest of what the note shows leaves the line number out on purpose: an edit
         # higher up in a file shifts the lines of every pair below it, and counting that as
         # a change would restamp those notes and overwrite their users' own edits in Anki.

@@ -92,10 +92,11 @@ class Candidate:
     digest: str
     file: str
     explicit_id: str | None = None
-    key: str = field(init=False, repr=False, compare=False)  # the question, normalised
+    key: str = field(default="", repr=False, compare=False)  # the question, normalised
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key", normalize_question(self.question))
+        if not self.key:
+            object.__setattr__(self, "key", normalize_question(self.question))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +137,22 @@ def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -
             chosen[index] = guid
             claimed.add(guid)
 
-    record_keys = {guid: normalize_question(r.question) for guid, r in records.items()}
+    # The common case first: an unchanged pair finds its note under the GUID its question
+    # gives, with the same question and answer, and needs no further comparison.
+    for index, cand in enumerate(candidates):
+        if chosen[index] is None:
+            natural = _guid("q", cand.key)
+            record = records.get(natural)
+            if (
+                record is not None
+                and natural not in claimed
+                and record.question == cand.question
+                and record.answer == cand.answer
+            ):
+                chosen[index] = natural
+                claimed.add(natural)
+
+    record_keys = _LazyKeys(records)
     by_question: dict[str, list[NoteRecord]] = {}
     for record in records.values():
         if record.guid not in claimed:
@@ -159,7 +175,8 @@ def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -
             matched = _fresh_guid(cand.question, taken)
             taken.add(matched)
         previous = records.get(matched)
-        renamed = previous is not None and record_keys[matched] != cand.key
+        renamed = previous is not None and previous.question != cand.question
+        renamed = renamed and record_keys[matched] != cand.key
         assignments.append(_assignment(matched, cand, previous, renamed, now))
 
     removed: list[NoteRecord] = []
@@ -173,6 +190,18 @@ def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -
             newly_removed.append(guid)
             removed.append(replace(record, removed=True, mod=now))
     return IdentityPlan(tuple(assignments), tuple(removed), tuple(newly_removed), now)
+
+
+class _LazyKeys(dict[str, str]):
+    """Normalised questions of the state's notes, computed only for those that are asked."""
+
+    def __init__(self, records: Mapping[str, NoteRecord]) -> None:
+        super().__init__()
+        self._records = records
+
+    def __missing__(self, guid: str) -> str:
+        key = self[guid] = normalize_question(self._records[guid].question)
+        return key
 
 
 def _assignment(
