@@ -61,7 +61,7 @@ CSS = """\
   background-color: #ffffff;
   max-width: 46em;
   margin: 0 auto;
-  padding: 0 12px;
+  padding: 12px;
   overflow-wrap: anywhere;
 }
 .context { font-size: 0.8em; color: #6e7781; margin-bottom: 0.4em; }
