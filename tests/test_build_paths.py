@@ -139,9 +139,28 @@ def test_damaged_cache_is_rebuilt_not_an_error(tmp_path: Path, damage: str) -> N
     _write_corpus(source)
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
-    (tmp_path / "out" / CACHE_FILE_NAME).write_text(damage, encoding="utf-8")
+    for part in (tmp_path / "out" / CACHE_FILE_NAME).iterdir():
+        part.write_text(damage, encoding="utf-8")
     package.unlink()
     result = run_cli("build", source, "-o", package)
     assert result.exit_code == 0
     assert "0 new, 0 changed, 96 unchanged" in result.stdout
     assert package.exists()
+
+
+def test_unchanged_rebuild_repeats_warnings_and_notices_image_edits(tmp_path: Path) -> None:
+    """An up-to-date rebuild still shows the sources' warnings; an edited image is a change."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "a.png").write_bytes(b"\x89PNG\r\n\x1a\none")
+    (source / "n.md").write_text(
+        "**题目：** 图？\n\n**答案：** ![图](a.png) ![缺](missing.png)\n", encoding="utf-8"
+    )
+    package = tmp_path / "out.apkg"
+    first = run_cli("build", source, "-o", package)
+    second = run_cli("build", source, "-o", package)
+    assert second.stdout.startswith("Up to date:")
+    assert second.stderr == first.stderr != ""
+    (source / "a.png").write_bytes(b"\x89PNG\r\n\x1a\ntwo")
+    third = run_cli("build", source, "-o", package)
+    assert third.stdout.startswith("Wrote") and "1 changed" in third.stdout

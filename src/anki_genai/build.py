@@ -6,6 +6,7 @@ import codecs
 import concurrent.futures
 import contextlib
 import gc
+import hashlib
 import html
 import multiprocessing
 import os
@@ -16,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from anki_genai import identity, package
 from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, environment_key, file_key
@@ -103,6 +104,39 @@ class BuildResult:
     diagnostics: tuple[Diagnostic, ...]
     written: bool
     counts: Counter[Status] = field(default_factory=Counter)
+    note_count: int = 0  # notes from the sources (removed ones not counted)
+    deck_counts: dict[str, Counter[Status]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, object]:
+        """What a later unchanged rebuild reports again without redoing the work."""
+        return {
+            "files": self.files,
+            "notes": self.note_count,
+            "decks": {
+                deck: sum(c.values()) - c[Status.REMOVED] for deck, c in self.deck_counts.items()
+            },
+            "diagnostics": [_diagnostic_to_list(d) for d in self.diagnostics],
+        }
+
+    @classmethod
+    def unchanged(
+        cls, package_path: Path, state_path: Path, summary: dict[str, Any]
+    ) -> BuildResult:
+        """The result of a rebuild whose inputs are exactly those of the last build."""
+        decks = {
+            str(deck): Counter({Status.UNCHANGED: int(n)}) for deck, n in summary["decks"].items()
+        }
+        return cls(
+            package_path,
+            state_path,
+            int(summary["files"]),
+            (),
+            tuple(_diagnostic_from_list(d) for d in summary["diagnostics"]),
+            False,
+            Counter({Status.UNCHANGED: int(summary["notes"])}),
+            int(summary["notes"]),
+            decks,
+        )
 
 
 def build(
@@ -127,7 +161,12 @@ def build(
     )
     cache = Cache(package_folder / CACHE_FILE_NAME, environment_key())
     with guard, _without_cyclic_gc():
-        collected = collect(options, progress, cache)
+        sources = read_sources(options)
+        if not options.dry_run:
+            unchanged = _unchanged_since_last_build(cache, options, sources, state_path)
+            if unchanged is not None and not (options.strict and unchanged.diagnostics):
+                return unchanged
+        collected = collect(options, progress, cache, sources)
         state = identity.load_state(state_path)
         result, packaged, new_state = _plan(collected, state, state_path, options)
         if options.strict and result.diagnostics:
@@ -136,16 +175,44 @@ def build(
             return result
         digest = package.content_digest(packaged, new_state.note_type_mod)
         state_text = identity.state_to_json(new_state)
-        if cache.package_is_current(result.package_path, digest) and _has_text(
-            state_path, state_text
-        ):
-            cache.save()
-            return result  # nothing changed: leave the package and the state untouched
-        _remove_stale_temporary_files(result.package_path.parent)
-        _write(packaged, new_state, result.package_path, state_path)
-        cache.remember_package(result.package_path, digest)
+        written = not (
+            cache.package_is_current(result.package_path, digest)
+            and _has_text(state_path, state_text)
+        )
+        if written:
+            _remove_stale_temporary_files(result.package_path.parent)
+            _write(packaged, new_state, result.package_path, state_path)
+            cache.remember_package(result.package_path, digest)
+        media = sorted({m.path for card in collected.cards for m in card.media})
+        inputs = _inputs_digest(options, sources, state_text)
+        cache.remember_build(inputs, result.package_path, result.summary(), media)
         cache.save()
-        return replace(result, written=True)
+        return replace(result, written=written)
+
+
+def _unchanged_since_last_build(
+    cache: Cache, options: BuildOptions, sources: Sources, state_path: Path
+) -> BuildResult | None:
+    """The last build's result, if every input is byte for byte what it was then."""
+    try:
+        state_text = state_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    last = cache.last_build(_inputs_digest(options, sources, state_text))
+    if last is None:
+        return None
+    package_path, summary = last
+    return BuildResult.unchanged(package_path, state_path, summary)
+
+
+def _inputs_digest(options: BuildOptions, sources: Sources, state_text: str) -> str:
+    """Everything a build reads: options, every source file, the state file."""
+    digest = hashlib.sha256(repr(replace(options, dry_run=False)).encode())
+    digest.update(package.note_type_digest().encode())
+    for path, key in zip(sources.files, sources.keys, strict=True):
+        digest.update(f"\x1e{path}\x1f{key}".encode())
+    digest.update(b"\x1e" + state_text.encode())
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -161,6 +228,16 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _diagnostic_to_list(diagnostic: Diagnostic) -> list[object]:
+    location = diagnostic.location
+    return [str(location.path), location.line, diagnostic.message, diagnostic.severity.value]
+
+
+def _diagnostic_from_list(data: list[Any]) -> Diagnostic:
+    path, line, message, severity = data
+    return Diagnostic(SourceLocation(Path(path), int(line)), str(message), Severity(severity))
+
+
 def _has_text(path: Path, text: str) -> bool:
     try:
         return path.read_text(encoding="utf-8") == text
@@ -168,43 +245,75 @@ def _has_text(path: Path, text: str) -> bool:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Every source file, read: the job that turns it into cards, or why it cannot be read."""
+
+    root: Path
+    files: tuple[Path, ...]
+    jobs: tuple[_FileJob | SourceError, ...]
+    keys: tuple[str, ...]  # what the file's cards depend on; "" for an unreadable file
+
+
+def read_sources(options: BuildOptions) -> Sources:
+    """Find and read every source file once."""
+    root = source_root(options.sources)
+    files = find_sources(options.sources)
+    single_file = len(files) == 1
+    jobs: list[_FileJob | SourceError] = []
+    keys: list[str] = []
+    for path in files:
+        try:
+            data = _read_bytes(path)
+        except SourceError as exc:
+            jobs.append(exc)
+            keys.append("")
+            continue
+        job = _FileJob(
+            path,
+            _relative(path, root),
+            data,
+            root,
+            options.encoding,
+            options.parse,
+            options.deck,
+            single_file,
+        )
+        jobs.append(job)
+        keys.append(file_key(data, job.options_key))
+    return Sources(root, tuple(files), tuple(jobs), tuple(keys))
+
+
 def collect(
     options: BuildOptions,
     progress: Callable[[int, int], None] | None = None,
     cache: Cache | None = None,
+    sources: Sources | None = None,
 ) -> Collected:
-    """Read, parse and render every source file into cards, reusing cached files."""
-    root = source_root(options.sources)
-    files = find_sources(options.sources)
-    single_file = len(files) == 1
+    """Parse and render every source file into cards, reusing cached files."""
+    sources = sources or read_sources(options)
+    files, root = sources.files, sources.root
     results: list[FileResult | SourceError | None] = [None] * len(files)
-    jobs: list[tuple[int, _FileJob, str]] = []
-    for index, path in enumerate(files):
-        relative = _relative(path, root)
-        try:
-            data = _read_bytes(path)
-        except SourceError as exc:
-            results[index] = exc
+    todo: list[tuple[int, _FileJob, str]] = []
+    for index, (job, key) in enumerate(zip(sources.jobs, sources.keys, strict=True)):
+        if isinstance(job, SourceError):
+            results[index] = job
             continue
-        job = _FileJob(
-            path, relative, data, root, options.encoding, options.parse, options.deck, single_file
-        )
-        key = file_key(data, job.options_key)
-        cached = cache.get(relative, key) if cache is not None else None
+        cached = cache.get(job.relative, key) if cache is not None else None
         if cached is not None:
             results[index] = cached
         else:
-            jobs.append((index, job, key))
-    done = len(files) - len(jobs)
-    for (index, _job, key), result in zip(jobs, _process_all([j for _, j, _ in jobs]), strict=True):
+            todo.append((index, job, key))
+    done = len(files) - len(todo)
+    for (index, job, key), result in zip(todo, _process_all([j for _, j, _ in todo]), strict=True):
         results[index] = result
         if cache is not None and isinstance(result, FileResult):
-            cache.put(_relative(files[index], root), key, result)
+            cache.put(job.relative, key, result)
         done += 1
         if progress is not None:
             progress(done, len(files))
     if cache is not None:
-        cache.keep_only({_relative(path, root) for path in files})
+        cache.keep_only({job.relative for job in sources.jobs if isinstance(job, _FileJob)})
 
     unreadable = [r for r in results if isinstance(r, SourceError)]
     if unreadable and not options.skip_unreadable:
@@ -335,6 +444,10 @@ def _plan(
     )
     counts = Counter(n.status for n in notes if n.card is not None)
     counts[Status.REMOVED] = len(newly_removed)
+    deck_counts: dict[str, Counter[Status]] = {}
+    for note in notes:
+        if note.card is not None or note.status is Status.REMOVED:
+            deck_counts.setdefault(note.deck, Counter())[note.status] += 1
     result = BuildResult(
         package_path,
         state_path,
@@ -343,6 +456,8 @@ def _plan(
         collected.diagnostics,
         False,
         counts,
+        note_count=len(cards),
+        deck_counts=deck_counts,
     )
     packaged = [
         package.PackagedNote(n.guid, n.card.deck, n.card.fields(), n.card.tags, n.mod, n.card.media)

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from anki_genai import __version__
 from anki_genai.cards import Card
@@ -22,8 +23,8 @@ from anki_genai.errors import Diagnostic, Severity, SourceLocation
 from anki_genai.identity import atomic_write_text
 from anki_genai.media import MediaFile
 
-CACHE_FILE_NAME = ".anki-genai-cache.json"
-_FORMAT = 2
+CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
+_FORMAT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,27 +51,40 @@ def file_key(data: bytes, options_key: str) -> str:
 
 
 class Cache:
-    """Cached file results by relative path, plus what the last written package was."""
+    """Cached file results by relative path, and what the last build read and wrote.
 
-    def __init__(self, path: Path | None, environment: str) -> None:
-        self.path = path
+    Two files in one folder: a small index, read on every build, and the cards, read only
+    when some file has to be looked up (an unchanged rebuild never needs them).
+    """
+
+    def __init__(self, folder: Path | None, environment: str) -> None:
+        self.folder = folder
         self.environment = environment
-        self.files: dict[str, dict[str, object]] = {}
         self.package: dict[str, object] = {}
-        self._changed = False
-        if path is not None:
-            self._load(path)
+        self.last: dict[str, Any] = {}
+        self._files: dict[str, dict[str, object]] | None = None
+        self._index_changed = self._files_changed = False
+        index = self._read("index.json")
+        if isinstance(index.get("package"), dict) and isinstance(index.get("last"), dict):
+            self.package, self.last = index["package"], index["last"]
 
-    def _load(self, path: Path) -> None:
+    @property
+    def files(self) -> dict[str, dict[str, object]]:
+        if self._files is None:
+            files = self._read("cards.json").get("files")
+            self._files = files if isinstance(files, dict) else {}
+        return self._files
+
+    def _read(self, name: str) -> dict[str, Any]:
+        if self.folder is None:
+            return {}
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("environment") != self.environment:
-                return
-            files, package = data["files"], data.get("package", {})
-            if isinstance(files, dict) and isinstance(package, dict):
-                self.files, self.package = files, package
-        except (OSError, ValueError, AttributeError, KeyError, TypeError):
-            return  # damaged or foreign: start afresh
+            data = json.loads((self.folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # missing or damaged: start afresh
+        if not isinstance(data, dict) or data.get("environment") != self.environment:
+            return {}
+        return data
 
     def get(self, relative: str, key: str) -> FileResult | None:
         entry = self.files.get(relative)
@@ -96,12 +110,12 @@ class Cache:
             "cards": [_card_to_json(c) for c in result.cards],
             "diagnostics": [_diagnostic_to_json(d) for d in result.diagnostics],
         }
-        self._changed = True
+        self._files_changed = True
 
     def keep_only(self, relatives: set[str]) -> None:
         for gone in set(self.files) - relatives:
             del self.files[gone]
-            self._changed = True
+            self._files_changed = True
 
     def package_is_current(self, path: Path, digest: str) -> bool:
         """True when the package at `path` is the one last written with content `digest`."""
@@ -115,19 +129,53 @@ class Cache:
 
     def remember_package(self, path: Path, digest: str) -> None:
         self.package = {"path": str(path), "digest": digest, "stat": list(_stat(path)[1:])}
-        self._changed = True
+        self._index_changed = True
+
+    def remember_build(
+        self, inputs: str, package_path: Path, summary: dict[str, object], media: list[Path]
+    ) -> None:
+        """Remember what a build read and reported, for a rebuild that finds it all unchanged."""
+        record = {
+            "inputs": inputs,
+            "package": str(package_path),
+            "summary": summary,
+            "media": [_stat(p) for p in media],
+        }
+        if self.last != record:
+            self.last = record
+            self._index_changed = True
+
+    def last_build(self, inputs: str) -> tuple[Path, dict[str, Any]] | None:
+        """The last build's package and summary, if it read exactly `inputs` and is intact."""
+        last = self.last
+        if not last or last.get("inputs") != inputs:
+            return None
+        try:
+            package_path = Path(str(last["package"]))
+            if not self.package_is_current(package_path, str(self.package.get("digest"))):
+                return None
+            if not all(_unchanged(Path(p), s, m) for p, s, m in last["media"]):
+                return None
+            summary = last["summary"]
+        except (KeyError, TypeError, ValueError):
+            return None
+        return (package_path, summary) if isinstance(summary, dict) else None
 
     def save(self) -> None:
-        if self.path is None or not self._changed:
+        if self.folder is None:
             return
-        document = {
-            "environment": self.environment,
-            "files": self.files,
-            "package": self.package,
+        documents = {
+            "cards.json": {"files": self._files} if self._files_changed else None,
+            "index.json": {"package": self.package, "last": self.last}
+            if self._index_changed
+            else None,
         }
         with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path, json.dumps(document, ensure_ascii=False))
+            for name, document in documents.items():
+                if document is not None:
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    content = {"environment": self.environment, **document}
+                    atomic_write_text(self.folder / name, json.dumps(content, ensure_ascii=False))
 
 
 def _stat(path: Path) -> tuple[str, int, int]:

@@ -291,33 +291,21 @@ def _report(result: BuildResult, *, quiet: bool, as_json: bool, dry_run: bool) -
         _print_plan(result)
     verb = "Dry run, nothing written:" if dry_run else "Wrote" if result.written else "Up to date:"
     click.echo(f"{verb} {_summary(result)}")
-    per_deck = _counts_by_deck(result)
-    if len(per_deck) > 1:
-        for deck, counts in sorted(per_deck.items()):
+    if len(result.deck_counts) > 1:
+        for deck, counts in sorted(result.deck_counts.items()):
             click.echo(f"  {deck}: {_counts_text(counts)}")
 
 
 def _summary(result: BuildResult) -> str:
-    notes = sum(1 for n in result.notes if n.card is not None)
     files = _plural(result.files, "file")
-    return f"{result.package_path}: {files}, {notes} notes ({_counts_text(result.counts)})"
+    return (
+        f"{result.package_path}: {files}, {result.note_count} notes ({_counts_text(result.counts)})"
+    )
 
 
 def _counts_text(counts: Counter[Status]) -> str:
-    shown = [
-        s for s in _REPORTED if counts[s] or s in (Status.NEW, Status.CHANGED, Status.UNCHANGED)
-    ]
-    return ", ".join(f"{counts[s]} {s.value}" for s in shown)
-
-
-def _counts_by_deck(result: BuildResult) -> dict[str, Counter[Status]]:
-    decks: dict[str, Counter[Status]] = {}
-    for note in result.notes:
-        if note.card is not None:
-            decks.setdefault(note.card.deck, Counter())[note.status] += 1
-        elif note.status is Status.REMOVED:
-            decks.setdefault(note.deck, Counter())[Status.REMOVED] += 1
-    return decks
+    always = (Status.NEW, Status.CHANGED, Status.UNCHANGED)
+    return ", ".join(f"{counts[s]} {s.value}" for s in _REPORTED if counts[s] or s in always)
 
 
 def _result_json(result: BuildResult) -> dict[str, object]:
@@ -328,9 +316,9 @@ def _result_json(result: BuildResult) -> dict[str, object]:
         "package": str(result.package_path),
         "written": result.written,
         "files": result.files,
-        "notes": sum(1 for n in result.notes if n.card is not None),
+        "notes": result.note_count,
         "counts": counts(result.counts),
-        "decks": {deck: counts(c) for deck, c in sorted(_counts_by_deck(result).items())},
+        "decks": {deck: counts(c) for deck, c in sorted(result.deck_counts.items())},
         "renamed": [
             {"source": n.card.source, "from": n.previous_question, "to": n.card.question_text}
             for n in result.notes
