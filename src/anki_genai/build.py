@@ -181,7 +181,7 @@ def build(
         )
         if written:
             _remove_stale_temporary_files(result.package_path.parent)
-            _write(packaged, new_state, result.package_path, state_path)
+            _write(packaged, new_state, state_text, result.package_path, state_path)
             cache.remember_package(result.package_path, digest)
         media = sorted({m.path for card in collected.cards for m in card.media})
         inputs = _inputs_digest(options, sources, state_text)
@@ -476,7 +476,11 @@ def _plan(
 
 
 def _write(
-    packaged: Sequence[package.PackagedNote], state: State, package_path: Path, state_path: Path
+    packaged: Sequence[package.PackagedNote],
+    state: State,
+    state_text: str,
+    package_path: Path,
+    state_path: Path,
 ) -> None:
     try:
         package.write_package(packaged, state.note_type_mod, package_path)
@@ -489,7 +493,7 @@ def _write(
         # The last good state, kept with the outputs, for when the committed one gets mangled.
         shutil.copyfile(state_path, package_path.parent / STATE_BACKUP_NAME)
     try:
-        identity.save_state(state, state_path)
+        identity.atomic_write_text(state_path, state_text)
     except OSError as exc:
         raise AnkiGenaiError(
             f"{state_path}: cannot write the state file ({exc.strerror})"

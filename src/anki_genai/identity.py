@@ -235,7 +235,10 @@ def _match_edited_questions(
         matcher.set_seq2(cand.key)  # seq2 is the one difflib indexes
         for record in open_records:
             matcher.set_seq1(keys[record.guid])
+            # Cheap upper bounds first: most pairs of questions are nowhere near similar.
             if matcher.real_quick_ratio() < _SIMILAR_SAME_ANSWER:
+                continue
+            if matcher.quick_ratio() < _SIMILAR_SAME_ANSWER:
                 continue
             ratio = matcher.ratio()
             threshold = _SIMILAR_SAME_ANSWER if record.answer == cand.answer else _SIMILAR
