@@ -97,7 +97,7 @@ from pathlib import Path
 real = zipfile.ZipFile.writestr
 def slow(self, name, data, *args):
     real(self, name, data, *args)
-    if name == "collection.anki2":
+    if name == "media":
         Path(sys.argv[1]).write_text("writing")
         time.sleep(60)
 zipfile.ZipFile.writestr = slow

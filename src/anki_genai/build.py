@@ -256,7 +256,7 @@ class Sources:
 
 
 def read_sources(options: BuildOptions) -> Sources:
-    """Find and read every source file once."""
+    """Find every source file and what its cards depend on (its bytes are not kept)."""
     root = source_root(options.sources)
     files = find_sources(options.sources)
     single_file = len(files) == 1
@@ -272,7 +272,7 @@ def read_sources(options: BuildOptions) -> Sources:
         job = _FileJob(
             path,
             _relative(path, root),
-            data,
+            len(data),
             root,
             options.encoding,
             options.parse,
@@ -294,7 +294,7 @@ def collect(
     sources = sources or read_sources(options)
     files, root = sources.files, sources.root
     results: list[FileResult | SourceError | None] = [None] * len(files)
-    todo: list[tuple[int, _FileJob, str]] = []
+    todo: list[tuple[int, _FileJob]] = []
     for index, (job, key) in enumerate(zip(sources.jobs, sources.keys, strict=True)):
         if isinstance(job, SourceError):
             results[index] = job
@@ -303,9 +303,9 @@ def collect(
         if cached is not None:
             results[index] = cached
         else:
-            todo.append((index, job, key))
+            todo.append((index, job))
     done = len(files) - len(todo)
-    for (index, job, key), result in zip(todo, _process_all([j for _, j, _ in todo]), strict=True):
+    for (index, job), (result, key) in zip(todo, _process_all([j for _, j in todo]), strict=True):
         results[index] = result
         if cache is not None and isinstance(result, FileResult):
             cache.put(job.relative, key, result)
@@ -338,7 +338,7 @@ class _FileJob:
 
     path: Path
     relative: str
-    data: bytes = field(repr=False)
+    size: int  # bytes, to judge whether parsing in parallel pays
     root: Path
     encoding: str
     parse: ParseOptions
@@ -363,13 +363,13 @@ _PARALLEL_MIN_FILES = 8
 _PARALLEL_MIN_BYTES = 512 * 1024
 
 
-def _process_all(jobs: Sequence[_FileJob]) -> Iterator[FileResult | SourceError]:
+def _process_all(jobs: Sequence[_FileJob]) -> Iterator[tuple[FileResult | SourceError, str]]:
     """Turn files into cards, on several cores when there are enough; same order, same result."""
     workers = min(os.cpu_count() or 1, 4, len(jobs))
     if (
         workers < 2
         or len(jobs) < _PARALLEL_MIN_FILES
-        or sum(len(j.data) for j in jobs) < _PARALLEL_MIN_BYTES
+        or sum(j.size for j in jobs) < _PARALLEL_MIN_BYTES
     ):
         yield from map(_process_file, jobs)
         return
@@ -384,8 +384,13 @@ def _process_all(jobs: Sequence[_FileJob]) -> Iterator[FileResult | SourceError]
 _RENDERER: Renderer | None = None
 
 
-def _process_file(job: _FileJob) -> FileResult | SourceError:
-    """Parse and render one file (in this process or a worker)."""
+def _process_file(job: _FileJob) -> tuple[FileResult | SourceError, str]:
+    """Read, parse and render one file (in this process or a worker); return its key too.
+
+    The file is read again here rather than kept in memory since it was hashed: a large
+    collection's Markdown need not sit in the main process, nor travel to the workers. The
+    key returned is that of the bytes actually parsed.
+    """
     global _RENDERER
     if _RENDERER is None:
         from anki_genai.render import Renderer  # not needed when every file is cached
@@ -393,14 +398,16 @@ def _process_file(job: _FileJob) -> FileResult | SourceError:
         _RENDERER = Renderer(markdown_parser())
     renderer = _RENDERER
     try:
-        text = decode_source(job.data, job.path, job.encoding)
+        data = _read_bytes(job.path)
+        key = file_key(data, job.options_key)
+        text = decode_source(data, job.path, job.encoding)
         document = parse_markdown(text, job.path, renderer.md, job.parse)
     except SourceError as exc:
-        return exc
+        return exc, ""
     own = document.deck or document.title or job.path.stem
     deck = file_deck(job.deck_root, own, job.relative, job.single_file)
     cards, image_problems = make_cards(document, deck, job.relative, renderer, job.root)
-    return FileResult(tuple(cards), (*document.diagnostics, *image_problems))
+    return FileResult(tuple(cards), (*document.diagnostics, *image_problems)), key
 
 
 def _relative(path: Path, root: Path) -> str:

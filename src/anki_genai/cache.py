@@ -9,18 +9,19 @@ never an error; deleting it is always safe.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from anki_genai import __version__
 from anki_genai.cards import Card
 from anki_genai.errors import Diagnostic, Severity, SourceLocation
-from anki_genai.identity import atomic_write_text
+from anki_genai.identity import atomic_write
 from anki_genai.media import MediaFile
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
@@ -175,7 +176,12 @@ class Cache:
                 if document is not None:
                     self.folder.mkdir(parents=True, exist_ok=True)
                     content = {"environment": self.environment, **document}
-                    atomic_write_text(self.folder / name, json.dumps(content, ensure_ascii=False))
+                    atomic_write(self.folder / name, functools.partial(_dump_json, content))
+
+
+def _dump_json(content: object, handle: TextIO) -> None:
+    # Streamed: the cards of a large deck would otherwise make one very large string.
+    json.dump(content, handle, ensure_ascii=False)
 
 
 def _stat(path: Path) -> tuple[str, int, int]:

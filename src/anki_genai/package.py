@@ -165,16 +165,26 @@ def content_digest(notes: Sequence[PackagedNote], note_type_mod: int) -> str:
 def write_package(notes: Sequence[PackagedNote], note_type_mod: int, path: Path) -> None:
     """Write `notes` to an `.apkg` at `path`; the old file stays until the new one is whole."""
     model = _note_type()
-    db = sqlite3.connect(":memory:")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The collection is built in a temporary file beside the package, not in memory: a
+    # large deck would otherwise be held three times (database, its copy, the zip buffer).
+    fd, collection_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    collection = Path(collection_name)
     try:
-        cursor = db.cursor()
-        _fill_collection(cursor, model, notes, note_type_mod)
-        db.commit()
-        collection_bytes = db.serialize()
+        db = sqlite3.connect(collection)
+        try:
+            db.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to roll back to
+            db.execute("PRAGMA synchronous = OFF")
+            _fill_collection(db.cursor(), model, notes, note_type_mod)
+            db.commit()
+        finally:
+            db.close()
+        media = {file.name: file for note in notes for file in note.media}
+        _atomic_write_zip(path, collection, sorted(media.values(), key=lambda f: f.name))
     finally:
-        db.close()
-    media = {file.name: file for note in notes for file in note.media}
-    _atomic_write_zip(path, collection_bytes, sorted(media.values(), key=lambda f: f.name))
+        with contextlib.suppress(FileNotFoundError):
+            collection.unlink()
 
 
 def _fill_collection(
@@ -203,11 +213,11 @@ def _fill_collection(
     first_id = max((n.mod for n in notes), default=note_type_mod) * 1000
     ids = itertools.count(first_id)
     rows = _RowCollector()
-    for note in notes:
+    for index, note in enumerate(notes, 1):
         genanki_note = genanki.Note(model, list(note.fields), guid=note.guid, tags=list(note.tags))
         genanki_note.write_to_db(rows, note.mod, decks[note.deck].deck_id, ids)
-    for statement, batch in rows.batches.items():
-        cursor.executemany(statement, batch)
+        if index % 2000 == 0 or index == len(notes):
+            rows.flush(cursor)
 
 
 class _RowCollector:
@@ -224,6 +234,12 @@ class _RowCollector:
     def execute(self, statement: str, row: tuple[object, ...]) -> None:
         self.batches.setdefault(statement, []).append(row)
         self.lastrowid = row[0]  # the id genanki just drew for the row
+
+    def flush(self, cursor: sqlite3.Cursor) -> None:
+        """Insert the rows collected so far, a table at a time."""
+        for statement, batch in self.batches.items():
+            cursor.executemany(statement, batch)
+        self.batches.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,15 +280,14 @@ def read_notes(path: Path, guids: set[str]) -> dict[str, PackagedContent]:
     }
 
 
-def _atomic_write_zip(path: Path, collection: bytes, media: Sequence[MediaFile]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _atomic_write_zip(path: Path, collection: Path, media: Sequence[MediaFile]) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw:
             # Level 1: nearly the size of the default level, in a third of the time.
             with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-                zf.writestr("collection.anki2", collection)
+                zf.write(collection, "collection.anki2")
                 zf.writestr("media", json.dumps({str(i): f.name for i, f in enumerate(media)}))
                 for index, file in enumerate(media):
                     zf.write(file.path, str(index))
