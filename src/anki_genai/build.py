@@ -115,7 +115,7 @@ class BuildResult:
             "decks": {
                 deck: sum(c.values()) - c[Status.REMOVED] for deck, c in self.deck_counts.items()
             },
-            "diagnostics": [_diagnostic_to_list(d) for d in self.diagnostics],
+            "diagnostics": [d.to_list() for d in self.diagnostics],
         }
 
     @classmethod
@@ -131,7 +131,7 @@ class BuildResult:
             state_path,
             int(summary["files"]),
             (),
-            tuple(_diagnostic_from_list(d) for d in summary["diagnostics"]),
+            tuple(Diagnostic.from_list(d) for d in summary["diagnostics"]),
             False,
             Counter({Status.UNCHANGED: int(summary["notes"])}),
             int(summary["notes"]),
@@ -226,16 +226,6 @@ def _without_cyclic_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _diagnostic_to_list(diagnostic: Diagnostic) -> list[object]:
-    location = diagnostic.location
-    return [str(location.path), location.line, diagnostic.message, diagnostic.severity.value]
-
-
-def _diagnostic_from_list(data: list[Any]) -> Diagnostic:
-    path, line, message, severity = data
-    return Diagnostic(SourceLocation(Path(path), int(line)), str(message), Severity(severity))
 
 
 def _has_text(path: Path, text: str) -> bool:

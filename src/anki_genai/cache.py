@@ -20,12 +20,12 @@ from typing import Any, TextIO
 
 from anki_genai import __version__
 from anki_genai.cards import Card
-from anki_genai.errors import Diagnostic, Severity, SourceLocation
+from anki_genai.errors import Diagnostic, SourceLocation
 from anki_genai.identity import atomic_write
 from anki_genai.media import MediaFile
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
-_FORMAT = 3
+_FORMAT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +63,20 @@ class Cache:
         self.environment = environment
         self.package: dict[str, object] = {}
         self.last: dict[str, Any] = {}
-        self._files: dict[str, dict[str, object]] | None = None
+        self._entries: dict[str, Any] | None = None
+        self._fresh: dict[str, tuple[str, FileResult]] = {}  # relative -> (key, result)
         self._index_changed = self._files_changed = False
         index = self._read("index.json")
         if isinstance(index.get("package"), dict) and isinstance(index.get("last"), dict):
             self.package, self.last = index["package"], index["last"]
 
     @property
-    def files(self) -> dict[str, dict[str, object]]:
-        if self._files is None:
+    def _loaded(self) -> dict[str, Any]:
+        """Entries as read from disk, by relative path; read on first use."""
+        if self._entries is None:
             files = self._read("cards.json").get("files")
-            self._files = files if isinstance(files, dict) else {}
-        return self._files
+            self._entries = files if isinstance(files, dict) else {}
+        return self._entries
 
     def _read(self, name: str) -> dict[str, Any]:
         if self.folder is None:
@@ -88,34 +90,28 @@ class Cache:
         return data
 
     def get(self, relative: str, key: str) -> FileResult | None:
-        entry = self.files.get(relative)
+        entry = self._loaded.get(relative)
         if not isinstance(entry, dict) or entry.get("key") != key:
             return None
         try:
-            if not all(_unchanged(Path(p), s, m) for p, s, m in entry["media"]):  # type: ignore[attr-defined]
+            if not all(_unchanged(Path(p), s, m) for p, s, m in entry["media"]):
                 return None
             path = Path(str(entry["path"]))
-            cards = tuple(_card_from_json(c, path) for c in entry["cards"])  # type: ignore[attr-defined]
-            problems = tuple(_diagnostic_from_json(d) for d in entry["diagnostics"])  # type: ignore[attr-defined]
+            cards = tuple(_card_from_list(c, path) for c in entry["cards"])
+            problems = tuple(Diagnostic.from_list(d) for d in entry["diagnostics"])
         except (KeyError, TypeError, ValueError, OSError):
             return None
         return FileResult(cards, problems)
 
     def put(self, relative: str, key: str, result: FileResult) -> None:
-        media = {file.path for card in result.cards for file in card.media}
-        paths = {card.location.path for card in result.cards}
-        self.files[relative] = {
-            "key": key,
-            "path": str(paths.pop()) if len(paths) == 1 else "",
-            "media": [_stat(p) for p in sorted(media)],
-            "cards": [_card_to_json(c) for c in result.cards],
-            "diagnostics": [_diagnostic_to_json(d) for d in result.diagnostics],
-        }
+        self._loaded.pop(relative, None)
+        self._fresh[relative] = (key, result)
         self._files_changed = True
 
     def keep_only(self, relatives: set[str]) -> None:
-        for gone in set(self.files) - relatives:
-            del self.files[gone]
+        for gone in (set(self._loaded) | set(self._fresh)) - relatives:
+            self._loaded.pop(gone, None)
+            self._fresh.pop(gone, None)
             self._files_changed = True
 
     def package_is_current(self, path: Path, digest: str) -> bool:
@@ -165,18 +161,40 @@ class Cache:
     def save(self) -> None:
         if self.folder is None:
             return
-        documents = {
-            "cards.json": {"files": self._files} if self._files_changed else None,
-            "index.json": {"package": self.package, "last": self.last}
-            if self._index_changed
-            else None,
-        }
         with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
-            for name, document in documents.items():
-                if document is not None:
-                    self.folder.mkdir(parents=True, exist_ok=True)
-                    content = {"environment": self.environment, **document}
-                    atomic_write(self.folder / name, functools.partial(_dump_json, content))
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if self._files_changed:
+                atomic_write(self.folder / "cards.json", self._write_cards)
+            if self._index_changed:
+                index = {
+                    "environment": self.environment,
+                    "package": self.package,
+                    "last": self.last,
+                }
+                atomic_write(self.folder / "index.json", functools.partial(_dump_json, index))
+
+    def _write_cards(self, handle: TextIO) -> None:
+        # One file's entry at a time: the cards of a large deck never become one string.
+        handle.write('{"environment": ' + json.dumps(self.environment) + ', "files": {')
+        for number, relative in enumerate(sorted(set(self._loaded) | set(self._fresh))):
+            fresh = self._fresh.get(relative)
+            entry = _entry(*fresh) if fresh is not None else self._loaded[relative]
+            separator = ", " if number else ""
+            handle.write(f"{separator}{json.dumps(relative)}: ")
+            json.dump(entry, handle, ensure_ascii=False)
+        handle.write("}}")
+
+
+def _entry(key: str, result: FileResult) -> dict[str, object]:
+    media = {file.path for card in result.cards for file in card.media}
+    paths = {card.location.path for card in result.cards}
+    return {
+        "key": key,
+        "path": str(paths.pop()) if len(paths) == 1 else "",
+        "media": [_stat(p) for p in sorted(media)],
+        "cards": [_card_to_list(c) for c in result.cards],
+        "diagnostics": [d.to_list() for d in result.diagnostics],
+    }
 
 
 def _dump_json(content: object, handle: TextIO) -> None:
@@ -196,50 +214,40 @@ def _unchanged(path: Path, size: int, mtime_ns: int) -> bool:
         return False
 
 
-def _card_to_json(card: Card) -> dict[str, object]:
-    return {
-        "deck": card.deck,
-        "question": card.question,
-        "answer": card.answer,
-        "context": card.context,
-        "source_file": card.source_file,
-        "line": card.location.line,
-        "question_text": card.question_text,
-        "tags": list(card.tags),
-        "explicit_id": card.explicit_id,
-        "media": [[str(m.path), m.name] for m in card.media],
-        "derived": [card.question_key, card.answer_digest, card.digest],
-    }
+def _card_to_list(card: Card) -> list[object]:
+    # A list, not a dict: a large deck's cache holds hundreds of thousands of these.
+    return [
+        card.deck,
+        card.question,
+        card.answer,
+        card.context,
+        card.source_file,
+        card.location.line,
+        card.question_text,
+        list(card.tags),
+        card.explicit_id,
+        [[str(m.path), m.name] for m in card.media],
+        card.question_key,
+        card.answer_digest,
+        card.digest,
+    ]
 
 
-def _card_from_json(data: dict[str, object], path: Path) -> Card:
-    derived = [str(value) for value in data["derived"]]  # type: ignore[attr-defined]
+def _card_from_list(data: list[Any], path: Path) -> Card:
+    (deck, question, answer, context, source_file, line, question_text, tags, explicit_id,
+     media, question_key, answer_digest, digest) = data  # fmt: skip
     return Card(
-        deck=str(data["deck"]),
-        question=str(data["question"]),
-        answer=str(data["answer"]),
-        context=str(data["context"]),
-        source_file=str(data["source_file"]),
-        location=SourceLocation(path, int(data["line"])),  # type: ignore[call-overload]
-        question_text=str(data["question_text"]),
-        tags=tuple(str(t) for t in data["tags"]),  # type: ignore[attr-defined]
-        explicit_id=None if data["explicit_id"] is None else str(data["explicit_id"]),
-        media=tuple(MediaFile(Path(p), n) for p, n in data["media"]),  # type: ignore[attr-defined]
-        question_key=derived[0],
-        answer_digest=derived[1],
-        digest=derived[2],
-    )
-
-
-def _diagnostic_to_json(diagnostic: Diagnostic) -> list[object]:
-    location = diagnostic.location
-    return [str(location.path), location.line, diagnostic.message, diagnostic.severity.value]
-
-
-def _diagnostic_from_json(data: list[object]) -> Diagnostic:
-    path, line, message, severity = data
-    return Diagnostic(
-        SourceLocation(Path(str(path)), int(line)),  # type: ignore[call-overload]
-        str(message),
-        Severity(severity),
+        deck=str(deck),
+        question=str(question),
+        answer=str(answer),
+        context=str(context),
+        source_file=str(source_file),
+        location=SourceLocation(path, int(line)),
+        question_text=str(question_text),
+        tags=tuple(str(t) for t in tags),
+        explicit_id=None if explicit_id is None else str(explicit_id),
+        media=tuple(MediaFile(Path(p), str(n)) for p, n in media),
+        question_key=str(question_key),
+        answer_digest=str(answer_digest),
+        digest=str(digest),
     )

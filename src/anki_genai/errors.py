@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,15 @@ class Diagnostic:
 
     def __str__(self) -> str:
         return f"{self.location}: {self.severity.value}: {self.message}"
+
+    def to_list(self) -> list[object]:
+        """A JSON-friendly form, for the cache."""
+        return [str(self.location.path), self.location.line, self.message, self.severity.value]
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> Diagnostic:
+        path, line, message, severity = data
+        return cls(SourceLocation(Path(path), int(line)), str(message), Severity(severity))
 
 
 class AnkiGenaiError(Exception):
