@@ -8,6 +8,7 @@ never an error; deleting it is always safe.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import hashlib
@@ -25,7 +26,7 @@ from anki_genai.identity import atomic_write
 from anki_genai.media import MediaFile
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
-_FORMAT = 4
+_FORMAT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +219,7 @@ def _card_to_list(card: Card) -> list[object]:
     # A list, not a dict: a large deck's cache holds hundreds of thousands of these.
     return [
         card.deck,
-        card.question,
-        card.answer,
+        base64.b64encode(card.packed_html).decode(),
         card.context,
         card.source_file,
         card.location.line,
@@ -234,12 +234,11 @@ def _card_to_list(card: Card) -> list[object]:
 
 
 def _card_from_list(data: list[Any], path: Path) -> Card:
-    (deck, question, answer, context, source_file, line, question_text, tags, explicit_id,
-     media, question_key, answer_digest, digest) = data  # fmt: skip
+    (deck, packed, context, source_file, line, question_text, tags, explicit_id, media,
+     question_key, answer_digest, digest) = data  # fmt: skip
     return Card(
         deck=str(deck),
-        question=str(question),
-        answer=str(answer),
+        packed_html=base64.b64decode(packed),
         context=str(context),
         source_file=str(source_file),
         location=SourceLocation(path, int(line)),

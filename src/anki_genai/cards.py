@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,35 +20,63 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Card:
-    """One note's content, before it has an identity."""
+    """One note's content, before it has an identity. Make one with `Card.create`."""
 
     deck: str
-    question: str  # HTML
-    answer: str  # HTML
+    packed_html: bytes = field(repr=False)  # question and answer HTML, compressed
     context: str  # plain text
     source_file: str  # relative to the source root, '/'-separated
     location: SourceLocation
     question_text: str  # plain text, what identity matching compares
     tags: tuple[str, ...]
-    explicit_id: str | None = None
-    media: tuple[MediaFile, ...] = ()
-    # Derived once (here, or restored from the cache): identity matching and duplicate
-    # checks ask for them many times.
-    question_key: str = field(default="", repr=False, compare=False)
-    answer_digest: str = field(default="", repr=False, compare=False)
-    digest: str = field(default="", repr=False, compare=False)
+    explicit_id: str | None
+    media: tuple[MediaFile, ...]
+    # Derived once, when the card is made: identity matching and duplicate checks ask for
+    # them many times.
+    question_key: str = field(repr=False)
+    answer_digest: str = field(repr=False)
+    digest: str = field(repr=False)
 
-    def __post_init__(self) -> None:
-        if self.digest:
-            return
+    @classmethod
+    def create(
+        cls,
+        *,
+        deck: str,
+        question: str,
+        answer: str,
+        context: str,
+        source_file: str,
+        location: SourceLocation,
+        question_text: str,
+        tags: tuple[str, ...],
+        explicit_id: str | None = None,
+        media: tuple[MediaFile, ...] = (),
+    ) -> Card:
         # The digest of what the note shows leaves the line number out on purpose: an edit
         # higher up in a file shifts the lines of every pair below it, and counting that as
         # a change would restamp those notes and overwrite their users' own edits in Anki.
         # The Source field is refreshed whenever the note changes for a real reason.
-        shown = _digest(self.question, self.answer, self.context, self.source_file, *self.tags)
-        object.__setattr__(self, "question_key", normalize_question(self.question_text))
-        object.__setattr__(self, "answer_digest", _digest(self.answer))
-        object.__setattr__(self, "digest", shown)
+        shown = _digest(question, answer, context, source_file, *tags)
+        # The HTML is held compressed: a build of 100,000 notes would otherwise keep a
+        # quarter of a gigabyte of it in memory between rendering and packaging.
+        packed = zlib.compress(f"{question}\x00{answer}".encode(), 1)
+        return cls(
+            deck, packed, context, source_file, location, question_text, tags, explicit_id,
+            media, normalize_question(question_text), _digest(answer), shown,
+        )  # fmt: skip
+
+    def html(self) -> tuple[str, str]:
+        """Return the question and answer HTML."""
+        question, _, answer = zlib.decompress(self.packed_html).decode().partition("\x00")
+        return question, answer
+
+    @property
+    def question(self) -> str:
+        return self.html()[0]
+
+    @property
+    def answer(self) -> str:
+        return self.html()[1]
 
     @property
     def source(self) -> str:
@@ -55,13 +84,9 @@ class Card:
 
     def fields(self) -> tuple[str, str, str, str, str]:
         """Return the note's fields in the note type's order."""
-        return (
-            self.question,
-            self.answer,
-            html.escape(self.context, quote=False),
-            html.escape(self.source, quote=False),
-            "",
-        )
+        question, answer = self.html()
+        context = html.escape(self.context, quote=False)
+        return question, answer, context, html.escape(self.source, quote=False), ""
 
 
 def make_cards(
@@ -78,7 +103,7 @@ def make_cards(
         problems.extend(image_problems)
         names = {src: file.name for src, file in media.items()}
         cards.append(
-            Card(
+            Card.create(
                 deck=deck,
                 question=renderer.render(pair.question_tokens, document.env, names),
                 answer=renderer.render(pair.answer_tokens, document.env, names),
