@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import concurrent.futures
 import contextlib
+import functools
 import gc
 import hashlib
 import html
@@ -174,17 +175,17 @@ def build(
         if options.dry_run:
             return result
         digest = package.content_digest(packaged, new_state.note_type_mod)
-        state_text = identity.state_to_json(new_state)
+        state_digest = identity.state_digest(new_state)
         written = not (
             cache.package_is_current(result.package_path, digest)
-            and _has_text(state_path, state_text)
+            and _file_digest(state_path) == state_digest
         )
         if written:
             _remove_stale_temporary_files(result.package_path.parent)
-            _write(packaged, new_state, state_text, result.package_path, state_path)
+            _write(packaged, new_state, result.package_path, state_path)
             cache.remember_package(result.package_path, digest)
         media = sorted({m.path for card in collected.cards for m in card.media})
-        inputs = _inputs_digest(options, sources, state_text)
+        inputs = _inputs_digest(options, sources, state_digest)
         cache.remember_build(inputs, result.package_path, result.summary(), media)
         cache.save()
         return replace(result, written=written)
@@ -194,24 +195,23 @@ def _unchanged_since_last_build(
     cache: Cache, options: BuildOptions, sources: Sources, state_path: Path
 ) -> BuildResult | None:
     """The last build's result, if every input is byte for byte what it was then."""
-    try:
-        state_text = state_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+    state_digest = _file_digest(state_path)
+    if state_digest is None:
         return None
-    last = cache.last_build(_inputs_digest(options, sources, state_text))
+    last = cache.last_build(_inputs_digest(options, sources, state_digest))
     if last is None:
         return None
     package_path, summary = last
     return BuildResult.unchanged(package_path, state_path, summary)
 
 
-def _inputs_digest(options: BuildOptions, sources: Sources, state_text: str) -> str:
+def _inputs_digest(options: BuildOptions, sources: Sources, state_digest: str) -> str:
     """Everything a build reads: options, every source file, the state file."""
     digest = hashlib.sha256(repr(replace(options, dry_run=False)).encode())
     digest.update(package.note_type_digest().encode())
     for path, key in zip(sources.files, sources.keys, strict=True):
         digest.update(f"\x1e{path}\x1f{key}".encode())
-    digest.update(b"\x1e" + state_text.encode())
+    digest.update(b"\x1e" + state_digest.encode())
     return digest.hexdigest()
 
 
@@ -228,11 +228,11 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _has_text(path: Path, text: str) -> bool:
+def _file_digest(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8") == text
-    except (OSError, UnicodeDecodeError):
-        return False
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,12 +457,25 @@ def _plan(
         deck_counts=deck_counts,
     )
     packaged = [
-        package.PackagedNote(n.guid, n.card.deck, n.card.fields(), n.card.tags, n.mod, n.card.media)
+        package.PackagedNote(
+            n.guid,
+            n.card.deck,
+            n.card.fields,
+            f"{n.card.digest}:{n.card.location.line}",
+            n.card.tags,
+            n.mod,
+            n.card.media,
+        )
         for n in notes
         if n.card is not None
     ] + [
         package.PackagedNote(
-            r.guid, r.deck, _five(r.fields), (*r.tags, identity.REMOVED_TAG), r.mod
+            r.guid,
+            r.deck,
+            functools.partial(_five, r.fields),
+            hashlib.sha256("\x1f".join(r.fields).encode()).hexdigest(),
+            (*r.tags, identity.REMOVED_TAG),
+            r.mod,
         )
         for r in tombstones
     ]
@@ -473,11 +486,7 @@ def _plan(
 
 
 def _write(
-    packaged: Sequence[package.PackagedNote],
-    state: State,
-    state_text: str,
-    package_path: Path,
-    state_path: Path,
+    packaged: Sequence[package.PackagedNote], state: State, package_path: Path, state_path: Path
 ) -> None:
     try:
         package.write_package(packaged, state.note_type_mod, package_path)
@@ -490,7 +499,7 @@ def _write(
         # The last good state, kept with the outputs, for when the committed one gets mangled.
         shutil.copyfile(state_path, package_path.parent / STATE_BACKUP_NAME)
     try:
-        identity.atomic_write_text(state_path, state_text)
+        identity.save_state(state, state_path)
     except OSError as exc:
         raise AnkiGenaiError(
             f"{state_path}: cannot write the state file ({exc.strerror})"

@@ -28,7 +28,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
@@ -371,10 +371,19 @@ def _state_from_json(data: Mapping[str, object]) -> State:
     return State(notes, str(note_type["digest"]), int(note_type["mod"]))
 
 
-def state_to_json(state: State) -> str:
-    """Serialise `state` with one sorted entry per note, so diffs show only what changed."""
-    entries = []
-    for guid in sorted(state.notes):
+def state_chunks(state: State) -> Iterator[str]:
+    """The state file's text, in pieces: a header, then one sorted line per note.
+
+    One note per line, so a diff shows exactly the notes that changed; in pieces, so a large
+    state is never one string; json's fast encoder, which indent= would switch off.
+    """
+    header = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "note_type": {"digest": state.note_type_digest, "mod": state.note_type_mod},
+    }
+    yield json.dumps(header, ensure_ascii=False)[:-1] + ', "notes": [\n'
+    for number, guid in enumerate(sorted(state.notes)):
         record = state.notes[guid]
         entry: dict[str, object] = {
             "guid": record.guid,
@@ -388,21 +397,21 @@ def state_to_json(state: State) -> str:
             entry.update(
                 removed=True, deck=record.deck, fields=list(record.fields), tags=list(record.tags)
             )
-        entries.append(json.dumps(entry, ensure_ascii=False))
-    header = {
-        "format": STATE_FORMAT,
-        "version": STATE_VERSION,
-        "note_type": {"digest": state.note_type_digest, "mod": state.note_type_mod},
-    }
-    # One note per line: a diff shows exactly the notes that changed, and writing stays on
-    # json's fast path (indent= would switch to its slow pure-Python encoder).
-    opening = json.dumps(header, ensure_ascii=False)[:-1] + ', "notes": [\n'
-    return opening + ",\n".join(entries) + "\n]}\n"
+        yield (",\n" if number else "") + json.dumps(entry, ensure_ascii=False)
+    yield "\n]}\n"
+
+
+def state_digest(state: State) -> str:
+    """SHA-256 of the state file `state` would be written as."""
+    digest = hashlib.sha256()
+    for chunk in state_chunks(state):
+        digest.update(chunk.encode())
+    return digest.hexdigest()
 
 
 def save_state(state: State, path: Path) -> None:
     """Write the state file atomically: a crash leaves either the old file or the new one."""
-    atomic_write_text(path, state_to_json(state))
+    atomic_write(path, lambda handle: handle.writelines(state_chunks(state)))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -11,7 +11,7 @@ import re
 import sqlite3
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,7 +140,10 @@ class PackagedNote:
 
     guid: str
     deck: str
-    fields: tuple[str, str, str, str, str]  # in FIELD_NAMES order
+    # The fields in FIELD_NAMES order, made only when the note is written: holding every
+    # note's HTML at once would cost a large deck hundreds of megabytes.
+    fields: Callable[[], tuple[str, str, str, str, str]]
+    fields_digest: str  # changes whenever the fields would
     tags: tuple[str, ...]
     mod: int  # seconds; Anki updates an existing note only if this is newer than its own
     media: tuple[MediaFile, ...] = ()
@@ -157,7 +160,7 @@ def content_digest(notes: Sequence[PackagedNote], note_type_mod: int) -> str:
     digest = hashlib.sha256(f"{note_type_digest()}\x1e{note_type_mod}".encode())
     for note in notes:
         media = "\x1f".join(f"{m.name}" for m in note.media)
-        parts = (note.guid, note.deck, str(note.mod), *note.fields, *note.tags, media)
+        parts = (note.guid, note.deck, str(note.mod), note.fields_digest, *note.tags, media)
         digest.update(("\x1e" + "\x1f".join(parts)).encode())
     return digest.hexdigest()
 
@@ -214,7 +217,9 @@ def _fill_collection(
     ids = itertools.count(first_id)
     rows = _RowCollector()
     for index, note in enumerate(notes, 1):
-        genanki_note = genanki.Note(model, list(note.fields), guid=note.guid, tags=list(note.tags))
+        genanki_note = genanki.Note(
+            model, list(note.fields()), guid=note.guid, tags=list(note.tags)
+        )
         genanki_note.write_to_db(rows, note.mod, decks[note.deck].deck_id, ids)
         if index % 2000 == 0 or index == len(notes):
             rows.flush(cursor)
