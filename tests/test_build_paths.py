@@ -139,7 +139,9 @@ def test_damaged_cache_is_rebuilt_not_an_error(tmp_path: Path, damage: str) -> N
     _write_corpus(source)
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
-    for part in (tmp_path / "out" / CACHE_FILE_NAME).iterdir():
+    parts = list((tmp_path / "out" / CACHE_FILE_NAME).rglob("*.json"))
+    assert len(parts) == FILES + 1  # an entry per source file, and the index
+    for part in parts:
         part.write_text(damage, encoding="utf-8")
     package.unlink()
     result = run_cli("build", source, "-o", package)
@@ -164,3 +166,14 @@ def test_unchanged_rebuild_repeats_warnings_and_notices_image_edits(tmp_path: Pa
     (source / "a.png").write_bytes(b"\x89PNG\r\n\x1a\ntwo")
     third = run_cli("build", source, "-o", package)
     assert third.stdout.startswith("Wrote") and "1 changed" in third.stdout
+
+
+def test_cache_forgets_deleted_files(tmp_path: Path) -> None:
+    """The cache keeps an entry per source file, and drops the entry of a deleted file."""
+    source = tmp_path / "source"
+    _write_corpus(source)
+    _build(source, tmp_path / "out" / "deck.apkg")
+    (source / "part03.md").unlink()
+    _build(source, tmp_path / "out" / "deck.apkg")
+    entries = list((tmp_path / "out" / CACHE_FILE_NAME / "files").glob("*.json"))
+    assert len(entries) == FILES - 1

@@ -26,7 +26,7 @@ from anki_genai.identity import atomic_write
 from anki_genai.media import MediaFile
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
-_FORMAT = 5
+_FORMAT = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +55,8 @@ def file_key(data: bytes, options_key: str) -> str:
 class Cache:
     """Cached file results by relative path, and what the last build read and wrote.
 
-    Two files in one folder: a small index, read on every build, and the cards, read only
-    when some file has to be looked up (an unchanged rebuild never needs them).
+    A small index, read on every build, and one file of cards per source file, read only
+    when that file is looked up (an unchanged rebuild reads none).
     """
 
     def __init__(self, folder: Path | None, environment: str) -> None:
@@ -64,20 +64,12 @@ class Cache:
         self.environment = environment
         self.package: dict[str, object] = {}
         self.last: dict[str, Any] = {}
-        self._entries: dict[str, Any] | None = None
         self._fresh: dict[str, tuple[str, FileResult]] = {}  # relative -> (key, result)
-        self._index_changed = self._files_changed = False
+        self._keep: set[str] | None = None  # the files still in the sources
+        self._index_changed = False
         index = self._read("index.json")
         if isinstance(index.get("package"), dict) and isinstance(index.get("last"), dict):
             self.package, self.last = index["package"], index["last"]
-
-    @property
-    def _loaded(self) -> dict[str, Any]:
-        """Entries as read from disk, by relative path; read on first use."""
-        if self._entries is None:
-            files = self._read("cards.json").get("files")
-            self._entries = files if isinstance(files, dict) else {}
-        return self._entries
 
     def _read(self, name: str) -> dict[str, Any]:
         if self.folder is None:
@@ -91,8 +83,8 @@ class Cache:
         return data
 
     def get(self, relative: str, key: str) -> FileResult | None:
-        entry = self._loaded.get(relative)
-        if not isinstance(entry, dict) or entry.get("key") != key:
+        entry = self._read(_entry_name(relative))
+        if entry.get("relative") != relative or entry.get("key") != key:
             return None
         try:
             if not all(_unchanged(Path(p), s, m) for p, s, m in entry["media"]):
@@ -105,15 +97,11 @@ class Cache:
         return FileResult(cards, problems)
 
     def put(self, relative: str, key: str, result: FileResult) -> None:
-        self._loaded.pop(relative, None)
         self._fresh[relative] = (key, result)
-        self._files_changed = True
 
     def keep_only(self, relatives: set[str]) -> None:
-        for gone in (set(self._loaded) | set(self._fresh)) - relatives:
-            self._loaded.pop(gone, None)
-            self._fresh.pop(gone, None)
-            self._files_changed = True
+        """Forget the files that are no longer among the sources (when saving)."""
+        self._keep = relatives
 
     def package_is_current(self, path: Path, digest: str) -> bool:
         """True when the package at `path` is the one last written with content `digest`."""
@@ -162,10 +150,22 @@ class Cache:
     def save(self) -> None:
         if self.folder is None:
             return
+        files = self.folder / "files"
         with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
-            self.folder.mkdir(parents=True, exist_ok=True)
-            if self._files_changed:
-                atomic_write(self.folder / "cards.json", self._write_cards)
+            files.mkdir(parents=True, exist_ok=True)
+            # One small file per source file: a rebuild rewrites only the entries that
+            # changed, and never holds the whole cache as one document.
+            for relative, (key, result) in self._fresh.items():
+                entry: dict[str, object] = {"environment": self.environment, "relative": relative}
+                entry.update(_entry(key, result))
+                atomic_write(
+                    self.folder / _entry_name(relative), functools.partial(_dump_json, entry)
+                )
+            if self._keep is not None:
+                wanted = {Path(_entry_name(relative)).name for relative in self._keep}
+                for stale in files.glob("*.json"):
+                    if stale.name not in wanted:
+                        stale.unlink()
             if self._index_changed:
                 index = {
                     "environment": self.environment,
@@ -173,17 +173,11 @@ class Cache:
                     "last": self.last,
                 }
                 atomic_write(self.folder / "index.json", functools.partial(_dump_json, index))
+        self._fresh.clear()
 
-    def _write_cards(self, handle: TextIO) -> None:
-        # One file's entry at a time: the cards of a large deck never become one string.
-        handle.write('{"environment": ' + json.dumps(self.environment) + ', "files": {')
-        for number, relative in enumerate(sorted(set(self._loaded) | set(self._fresh))):
-            fresh = self._fresh.get(relative)
-            entry = _entry(*fresh) if fresh is not None else self._loaded[relative]
-            separator = ", " if number else ""
-            handle.write(f"{separator}{json.dumps(relative)}: ")
-            json.dump(entry, handle, ensure_ascii=False)
-        handle.write("}}")
+
+def _entry_name(relative: str) -> str:
+    return f"files/{hashlib.sha1(relative.encode()).hexdigest()}.json"
 
 
 def _entry(key: str, result: FileResult) -> dict[str, object]:
