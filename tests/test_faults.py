@@ -334,3 +334,14 @@ def test_file_names_with_spaces_become_valid_tags(tmp_path: Path, anki: AnkiColl
     anki.import_package(tmp_path / "out.apkg")
     (guid,) = anki.notes()
     assert anki.tags(guid) == ["Go_面试_题"]
+
+
+def test_huge_answer_is_reported_for_ankidroid(tmp_path: Path) -> None:
+    """An answer too large for AnkiDroid to show comfortably gets a warning with its line."""
+    source = tmp_path / "big.md"
+    source.write_text("# 大\n\n**题目：** 很长？\n\n**答案：** " + "长" * 50_000 + "\n", "utf-8")
+    result = run_cli("build", source, "-o", tmp_path / "out.apkg")
+    assert result.exit_code == 0
+    assert f"{source}:3: warning: answer is 146 KiB of HTML; AnkiDroid becomes slow" in (
+        result.stderr
+    )

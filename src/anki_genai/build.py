@@ -50,7 +50,6 @@ REMOVED_ANSWER = "(removed from the Markdown sources)"
 REMOVED_DECK = "anki-genai removed"
 LOCK_FILE_NAME = ".anki-genai.lock"
 STATE_BACKUP_NAME = "anki-genai-state.backup.json"
-FIELD_SIZE_WARNING = 128 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +317,6 @@ def collect(
             cards.extend(outcome.cards)
     kept, duplicate_problems = _merge_duplicates(cards)
     diagnostics.extend(duplicate_problems)
-    diagnostics.extend(_size_warnings(kept))
     return Collected(root, tuple(files), tuple(kept), tuple(diagnostics))
 
 
@@ -542,19 +540,6 @@ def _remove_stale_temporary_files(folder: Path) -> None:
         for stale in folder.glob(".*.apkg.*.tmp"):
             with contextlib.suppress(OSError):
                 stale.unlink()
-
-
-def _size_warnings(cards: Sequence[Card]) -> list[Diagnostic]:
-    return [
-        Diagnostic(
-            card.location,
-            f"answer is {len(card.answer.encode()) // 1024} KiB of HTML; AnkiDroid becomes slow "
-            f"above {FIELD_SIZE_WARNING // 1024} KiB, consider splitting the question",
-            Severity.WARNING,
-        )
-        for card in cards
-        if len(card.answer.encode()) > FIELD_SIZE_WARNING
-    ]
 
 
 def _five(fields: Sequence[str]) -> tuple[str, str, str, str, str]:

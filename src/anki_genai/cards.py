@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anki_genai.errors import Diagnostic, SourceLocation
+from anki_genai.errors import Diagnostic, Severity, SourceLocation
 from anki_genai.media import MediaFile, resolve_images
 from anki_genai.parse import ParsedDocument, normalize_question
 
 if TYPE_CHECKING:
     from anki_genai.render import Renderer
+
+
+FIELD_SIZE_WARNING = 128 * 1024  # bytes of HTML in one field
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +105,21 @@ def make_cards(
         )
         problems.extend(image_problems)
         names = {src: file.name for src, file in media.items()}
+        answer = renderer.render(pair.answer_tokens, document.env, names)
+        if len(answer.encode()) > FIELD_SIZE_WARNING:
+            problems.append(
+                Diagnostic(
+                    pair.location,
+                    f"answer is {len(answer.encode()) // 1024} KiB of HTML; AnkiDroid becomes "
+                    f"slow above {FIELD_SIZE_WARNING // 1024} KiB, consider splitting the question",
+                    Severity.WARNING,
+                )
+            )
         cards.append(
             Card.create(
                 deck=deck,
                 question=renderer.render(pair.question_tokens, document.env, names),
-                answer=renderer.render(pair.answer_tokens, document.env, names),
+                answer=answer,
                 context=pair.context,
                 source_file=source_file,
                 location=pair.location,

@@ -36,6 +36,7 @@ from anki_genai.preview import write_preview
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
+_MAX_DECK_LINES = 20
 # Statuses in the order a summary lists them.
 _REPORTED = (Status.NEW, Status.CHANGED, Status.RENAMED, Status.REMOVED, Status.UNCHANGED)
 
@@ -291,9 +292,13 @@ def _report(result: BuildResult, *, quiet: bool, as_json: bool, dry_run: bool) -
         _print_plan(result)
     verb = "Dry run, nothing written:" if dry_run else "Wrote" if result.written else "Up to date:"
     click.echo(f"{verb} {_summary(result)}")
+    # Per deck, only the decks something happened to, and not a screenful of them.
+    touched = {d: c for d, c in result.deck_counts.items() if c[Status.UNCHANGED] != c.total()}
     if len(result.deck_counts) > 1:
-        for deck, counts in sorted(result.deck_counts.items()):
+        for deck, counts in sorted(touched.items())[:_MAX_DECK_LINES]:
             click.echo(f"  {deck}: {_counts_text(counts)}")
+        if len(touched) > _MAX_DECK_LINES:
+            click.echo(f"  … and {len(touched) - _MAX_DECK_LINES} more decks (see --json)")
 
 
 def _summary(result: BuildResult) -> str:
