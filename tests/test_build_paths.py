@@ -22,7 +22,8 @@ def _write_corpus(folder: Path) -> None:
         for n in range(8):
             parts.append(
                 f"## {n + 1}. 小节\n\n**题目：** 第{f}-{n}题：什么是第{n}种情况？\n\n"
-                f"**答案：**\n\n- 要点 {f}.{n}\n- 公式 $x_{n}^2$\n\n```python\nprint({f}, {n})\n```\n"
+                f"**答案：**\n\n- 要点 {f}.{n}\n- 公式 $x_{n}^2$\n\n"
+                f"```python\nprint({f}, {n})\n```\n"
             )
         (folder / f"part{f:02d}.md").write_text("\n".join(parts), encoding="utf-8")
 

@@ -12,7 +12,10 @@ from anki_genai.cli import main
 from tests.conftest import AnkiCollection, run_cli
 
 GOOD = "# 网络\n\n## TCP\n\n**题目：** TCP 是什么？\n\n**答案：** 传输控制协议。\n"
-BROKEN = "# 草稿\n\n## A\n\n**题目：** 没有答案？\n\n## B\n\n**题目：** 图片？\n\n**答案：** ![x](nope.png)\n"
+BROKEN = (
+    "# 草稿\n\n## A\n\n**题目：** 没有答案？\n\n"
+    "## B\n\n**题目：** 图片？\n\n**答案：** ![x](nope.png)\n"
+)
 
 
 @pytest.fixture

@@ -38,12 +38,27 @@ def _state(project: Path) -> Path:
     return project / "source" / STATE_FILE_NAME
 
 
+def _edit_reference(project: Path) -> None:
+    """Edit two answers of the project's reference document."""
+    source = project / "source" / REFERENCE.name
+    source.write_text(source.read_text(encoding="utf-8").replace("逼真", "逼真【修订】"), "utf-8")
+
+
+def _built_then_edited(project: Path) -> tuple[Path, bytes, bytes]:
+    """Build the project, then edit its source; return the package and both files' bytes."""
+    assert build_project(project).exit_code == 0
+    package = only_package(project)
+    before = package.read_bytes(), _state(project).read_bytes()
+    _edit_reference(project)
+    return package, *before
+
+
 def test_no_files_are_left_in_temp_or_beside_outputs(project: Path, clean_tmp: Path) -> None:
     """A successful and a failed build leave nothing in the temp folder or the output folder."""
     assert build_project(project).exit_code == 0
-    source = project / "source" / REFERENCE.name
-    source.write_text(source.read_text(encoding="utf-8").replace("逼真", "逼真【修订】"), "utf-8")
+    _edit_reference(project)
     assert build_project(project).exit_code == 0
+    source = project / "source" / REFERENCE.name
     source.write_text(source.read_text(encoding="utf-8") + "\n**题目：** 无答案？\n", "utf-8")
     assert build_project(project, "--strict").exit_code == 1
     assert list(clean_tmp.iterdir()) == []
@@ -60,12 +75,7 @@ def test_exception_while_writing_keeps_the_previous_package_and_state(
     project: Path, anki: AnkiCollection, monkeypatch: pytest.MonkeyPatch, clean_tmp: Path
 ) -> None:
     """A disk-full error half way through packaging leaves the old package and state intact."""
-    assert build_project(project).exit_code == 0
-    package = only_package(project)
-    package_before = package.read_bytes()
-    state_before = _state(project).read_bytes()
-    source = project / "source" / REFERENCE.name
-    source.write_text(source.read_text(encoding="utf-8").replace("逼真", "逼真【修订】"), "utf-8")
+    package, package_before, state_before = _built_then_edited(project)
 
     real_writestr = zipfile.ZipFile.writestr
 
@@ -110,12 +120,7 @@ def test_build_killed_mid_write_leaves_the_previous_package_importable(
     project: Path, anki: AnkiCollection
 ) -> None:
     """SIGKILL during packaging leaves the old package and a byte-identical state file."""
-    assert build_project(project).exit_code == 0
-    package = only_package(project)
-    package_before = package.read_bytes()
-    state_before = _state(project).read_bytes()
-    source = project / "source" / REFERENCE.name
-    source.write_text(source.read_text(encoding="utf-8").replace("逼真", "逼真【修订】"), "utf-8")
+    package, package_before, state_before = _built_then_edited(project)
     marker = project / "writing"
 
     child = subprocess.Popen(
@@ -289,8 +294,7 @@ def test_backup_of_the_last_good_state_is_kept(project: Path) -> None:
     """Each build keeps the previous state file as a backup in the output folder."""
     build_project(project)
     first = _state(project).read_bytes()
-    source = project / "source" / REFERENCE.name
-    source.write_text(source.read_text(encoding="utf-8").replace("逼真", "逼真【修订】"), "utf-8")
+    _edit_reference(project)
     build_project(project)
     assert (project / "build" / STATE_BACKUP_NAME).read_bytes() == first
     assert _state(project).read_bytes() != first
