@@ -419,14 +419,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text))
 
 
-def atomic_write(path: Path, write: Callable[[TextIO], object]) -> None:
-    """Let `write` fill a temporary file in `path`'s folder, then rename it to `path`."""
+def atomic_write(path: Path, write: Callable[[TextIO], object], durable: bool = True) -> None:
+    """Let `write` fill a temporary file in `path`'s folder, then rename it to `path`.
+
+    `durable` also waits for the disk, so a power cut cannot leave an empty file under the
+    new name; only files whose loss costs nothing (the cache) skip it.
+    """
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
