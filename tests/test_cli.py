@@ -175,3 +175,18 @@ def test_version() -> None:
     from anki_genai import __version__
 
     assert run_cli("--version").stdout == f"anki-genai, version {__version__}\n"
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading many files shows a progress bar on a terminal, and never in a pipe or log."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for n in range(25):
+        (source / f"n{n:02d}.md").write_text(GOOD.replace("TCP", f"TCP{n}"), "utf-8")
+    piped = run_cli("build", source, "-o", tmp_path / "a.apkg")
+    assert "Reading" not in piped.stderr
+    monkeypatch.setattr("anki_genai.cli._stderr_is_terminal", lambda: True)
+    (source / "n00.md").write_text(GOOD.replace("TCP", "UDP"), "utf-8")
+    on_terminal = run_cli("build", source, "-o", tmp_path / "a.apkg")
+    assert "Reading" in on_terminal.stderr
+    assert run_cli("build", source, "-o", tmp_path / "b.apkg", "-q").stderr == ""

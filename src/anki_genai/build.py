@@ -58,7 +58,7 @@ class BuildOptions:
 
     sources: tuple[Path, ...] = (Path("source"),)
     output: Path = Path("build")  # a folder, or a file ending in .apkg
-    deck: str | None = None  # put every note into this deck
+    deck: str | None = None  # the deck of a single file, or the parent deck of many
     strict: bool = False  # any problem fails the build and nothing is written
     dry_run: bool = False  # plan only; write nothing
     encoding: str = "utf-8"  # of the Markdown files

@@ -362,7 +362,7 @@ def _plural(count: int, word: str) -> str:
 @contextmanager
 def _progress(silent: bool) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar on a terminal, for builds of many files; never in pipes or CI logs."""
-    if silent or not sys.stderr.isatty():
+    if silent or not _stderr_is_terminal():
         yield None
         return
     bar: Any = None
@@ -373,13 +373,17 @@ def _progress(silent: bool) -> Iterator[Callable[[int, int], None] | None]:
             bar = click.progressbar(length=total, label="Reading", file=sys.stderr)
             bar.__enter__()
         if bar is not None:
-            bar.update(1)
+            bar.update(done - bar.pos)  # cached files count as done
 
     try:
         yield advance
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 def _watch(options: BuildOptions, rebuild: Callable[[], object], quiet: bool) -> None:
