@@ -349,3 +349,15 @@ def test_huge_answer_is_reported_for_ankidroid(tmp_path: Path) -> None:
     assert f"{source}:3: warning: answer is 146 KiB of HTML; AnkiDroid becomes slow" in (
         result.stderr
     )
+
+
+def test_folder_without_markdown_is_an_error(tmp_path: Path) -> None:
+    """Pointing the build at a folder with no Markdown in it says so and writes nothing."""
+    (tmp_path / "empty").mkdir()
+    result = run_cli("build", tmp_path / "empty", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {tmp_path / 'empty'}: no Markdown files (*.md) in this folder or below it; "
+        "name the folder that holds your notes\n"
+    )
+    assert not (tmp_path / "out").exists()

@@ -656,6 +656,12 @@ def find_sources(sources: Sequence[Path]) -> list[Path]:
         if not source.exists():
             raise SourceError("no such file or folder", source)
         paths = sorted(_walk_markdown(source)) if source.is_dir() else [source]
+        if not paths:
+            raise SourceError(
+                "no Markdown files (*.md) in this folder or below it; name the folder that "
+                "holds your notes",
+                source,
+            )
         for path in paths:
             found.setdefault(_real(path), path)
     return list(found.values())
