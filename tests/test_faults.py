@@ -287,7 +287,7 @@ def test_symlinked_folder_loop_does_not_hang(tmp_path: Path) -> None:
     os.symlink(source, source / "sub" / "again")
     result = run_cli("build", source, "-o", tmp_path / "build")
     assert result.exit_code == 0
-    assert "1 file, 1 notes" in result.output
+    assert "1 file, 1 note (" in result.output
 
 
 def test_backup_of_the_last_good_state_is_kept(project: Path) -> None:

@@ -302,10 +302,8 @@ def _report(result: BuildResult, *, quiet: bool, as_json: bool, dry_run: bool) -
 
 
 def _summary(result: BuildResult) -> str:
-    files = _plural(result.files, "file")
-    return (
-        f"{result.package_path}: {files}, {result.note_count} notes ({_counts_text(result.counts)})"
-    )
+    files, notes = _plural(result.files, "file"), _plural(result.note_count, "note")
+    return f"{result.package_path}: {files}, {notes} ({_counts_text(result.counts)})"
 
 
 def _counts_text(counts: Counter[Status]) -> str:
