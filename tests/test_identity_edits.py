@@ -340,3 +340,19 @@ def test_state_file_is_sorted_json_with_a_version(notes: Project) -> None:
     guids = [entry["guid"] for entry in data["notes"]]
     assert guids == sorted(guids) and len(guids) == 3
     assert {e["question"] for e in data["notes"]} == set(notes.guids)
+
+
+def test_restored_pair_gets_its_note_back_without_the_removed_tag(notes: Project) -> None:
+    """Deleting a pair and putting it back revives the same note, untagged, history intact."""
+    guid = notes.guids["UDP 与 TCP 的主要区别是什么？"]
+    original = (notes.source / "network.md").read_text(encoding="utf-8")
+    start = original.index("## 2. UDP")
+    notes.edit("network.md", original[start : original.index("## 3. HTTP")], "")
+    notes.rebuild_and_import()
+    assert REMOVED_TAG in notes.anki.tags(guid)
+    (notes.source / "network.md").write_text(original, encoding="utf-8")
+    log = notes.rebuild_and_import()
+    assert (log.new, log.updated) == (0, 1)
+    assert REMOVED_TAG not in notes.anki.tags(guid)
+    assert notes.guids_by_question() == notes.guids
+    notes.assert_history_kept()
