@@ -126,7 +126,11 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_context
 def build_command(ctx: click.Context, /, **params: Any) -> None:
-    """Build an Anki package from Markdown SOURCES."""
+    """Build an Anki package from Markdown SOURCES.
+
+    Also updates anki-genai-state.json beside the sources, which keeps each note's identity
+    between builds: commit it with your notes.
+    """
     options = _options(ctx, params)
     quiet, as_json = params["quiet"], params["as_json"]
 
