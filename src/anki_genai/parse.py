@@ -578,6 +578,9 @@ class _PairBuilder:
         if answer is None and not details:
             return False
         if self._phase is _Phase.ANSWER:
+            if block.heading_level is None and not details and self._split_follow_up(block):
+                self._answer = list(answer or ())
+                return True
             return False  # a second marker inside an answer (`#### 输出` then `#### 解析`)
         if self._phase is _Phase.NONE:
             if self._candidate is None:
@@ -589,6 +592,26 @@ class _PairBuilder:
         self._phase = _Phase.ANSWER
         self._answer = list(answer or ())
         self._in_details = details and "</details>" not in block.tokens[0].content.lower()
+        return True
+
+    def _split_follow_up(self, block: _Block) -> bool:
+        """A second `答案` in one answer answers a follow-up question asked just before it.
+
+        The follow-up starts at the answer's last paragraph (code may follow it); what comes
+        before stays the first answer. Without such a paragraph the marker is just text.
+        """
+        starts = [
+            i for i, t in enumerate(self._answer) if t.type == "paragraph_open" and t.level == 0
+        ]
+        if not starts or starts[-1] == 0:
+            return False
+        split = starts[-1]
+        follow_up, self._answer = self._answer[split:], self._answer[:split]
+        context = self._context
+        self._close()
+        line = follow_up[0].map[0] + 1 if follow_up[0].map else block.line
+        self._open(_Block(tuple(follow_up), line), follow_up, context)
+        self._phase = _Phase.ANSWER
         return True
 
     def _closes_details(self, block: _Block) -> bool:
