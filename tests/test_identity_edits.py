@@ -356,3 +356,26 @@ def test_restored_pair_gets_its_note_back_without_the_removed_tag(notes: Project
     assert REMOVED_TAG not in notes.anki.tags(guid)
     assert notes.guids_by_question() == notes.guids
     notes.assert_history_kept()
+
+
+def test_repeated_explicit_id_is_an_error_and_the_pair_left_out(tmp_path: Path) -> None:
+    """Two pairs with one explicit id would share a GUID: the second is reported and skipped."""
+    text = ORIGINAL.replace(
+        "**题目：** TCP", "<!-- anki-genai-id: net -->\n**题目：** TCP"
+    ).replace("**题目：** UDP", "<!-- anki-genai-id: net -->\n**题目：** UDP")
+    source = tmp_path / "network.md"
+    source.write_text(text, encoding="utf-8")
+    result = run_cli("build", source, "-o", tmp_path / "out.apkg", "--json")
+    problems = json.loads(result.stdout)["diagnostics"]
+    udp_line = text.splitlines().index("**题目：** UDP 与 TCP 的主要区别是什么？") + 1
+    tcp_line = text.splitlines().index("**题目：** TCP 三次握手的过程是什么？") + 1
+    assert problems == [
+        {
+            "path": str(source),
+            "line": udp_line,
+            "severity": "error",
+            "message": f"anki-genai-id 'net' is already used at {source}:{tcp_line}; "
+            "give each pair its own id",
+        }
+    ]
+    assert json.loads(result.stdout)["notes"] == 2

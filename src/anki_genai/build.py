@@ -574,12 +574,28 @@ def _tombstones(plan: identity.IdentityPlan, previous_package: Path) -> list[ide
 
 
 def _merge_duplicates(cards: Sequence[Card]) -> tuple[list[Card], list[Diagnostic]]:
-    """Keep one card per identical question and answer; warn about every repeated question."""
+    """Keep one card per identical question and answer; warn about every repeated question.
+
+    Two pairs with one explicit id would share a GUID, and Anki could then never update
+    either: the second is an error and is left out.
+    """
     first_seen: dict[tuple[str, str], Card] = {}
     first_question: dict[str, Card] = {}
+    explicit_ids: dict[str, Card] = {}
     kept: list[Card] = []
     problems: list[Diagnostic] = []
     for card in cards:
+        if card.explicit_id is not None:
+            owner = explicit_ids.setdefault(card.explicit_id, card)
+            if owner is not card:
+                problems.append(
+                    Diagnostic(
+                        card.location,
+                        f"anki-genai-id {card.explicit_id!r} is already used at {owner.location}; "
+                        "give each pair its own id",
+                    )
+                )
+                continue
         question = card.question_key
         key = (question, card.answer_digest)
         if key in first_seen:
