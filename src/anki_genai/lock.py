@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,8 +30,8 @@ def build_lock(
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            _lock_without_waiting(fd)
+        except (BlockingIOError, PermissionError):
             os.close(fd)
             if not warned:
                 on_wait()
@@ -50,9 +50,24 @@ def build_lock(
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        # Windows cannot remove a file still open; there the lock file stays (it is hidden).
+        with contextlib.suppress(FileNotFoundError, PermissionError):
             os.unlink(path)
         os.close(fd)
+
+
+if sys.platform == "win32":  # pragma: no cover - CI runs on Linux
+    import msvcrt
+
+    def _lock_without_waiting(fd: int) -> None:
+        # Raises PermissionError while another process holds the byte.
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock_without_waiting(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _same_file(fd: int, path: Path) -> bool:
