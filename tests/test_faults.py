@@ -361,3 +361,15 @@ def test_folder_without_markdown_is_an_error(tmp_path: Path) -> None:
         "name the folder that holds your notes\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_default_build_folder_inside_the_sources_is_fine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`anki-genai build .` writes to ./build, which is never read back as sources."""
+    (tmp_path / "notes.md").write_text(SIMPLE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    first = run_cli("build", ".")
+    assert first.exit_code == 0, first.output
+    assert "1 file, 1 note (1 new" in first.stdout
+    assert run_cli("build", ".").stdout.startswith("Up to date:")

@@ -505,12 +505,20 @@ def _write(
 
 
 def _check_output_outside_sources(folder: Path, sources: Sequence[Path]) -> None:
+    """Refuse an output folder that a later build would read back as sources.
+
+    Folders named `build` and hidden folders are never searched, so `anki-genai build .`
+    with the default `build/` output is fine.
+    """
     output = folder.resolve()
     for source in sources:
-        if source.is_dir() and output.is_relative_to(source.resolve()):
+        if not source.is_dir() or not output.is_relative_to(source.resolve()):
+            continue
+        inside = output.relative_to(source.resolve()).parts
+        if not any(_skipped_folder(part) for part in inside):
             raise AnkiGenaiError(
-                f"{folder}: the output folder is inside the sources ({source}); "
-                "choose an output outside them with -o, e.g. -o build"
+                f"{folder}: the output folder is inside the sources ({source}), where the "
+                "next build would read it; choose an output outside them with -o, e.g. -o build"
             )
 
 
@@ -689,11 +697,15 @@ def _walk_markdown(folder: Path) -> Iterator[Path]:
 
     # Symlinked folders are not followed, so a link loop cannot make the walk endless.
     for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
-        # Hidden folders and build outputs are never sources.
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "build")
+        dirnames[:] = sorted(d for d in dirnames if not _skipped_folder(d))
         for name in filenames:
             if name.endswith(".md") and not name.startswith("."):
                 yield Path(dirpath) / name
+
+
+def _skipped_folder(name: str) -> bool:
+    """Hidden folders and build outputs are never sources."""
+    return name.startswith(".") or name == "build"
 
 
 def _real(path: Path) -> Path:
