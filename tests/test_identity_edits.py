@@ -318,8 +318,12 @@ def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
         ),
         ('{"format": "anki-genai state", "version": 1, "notes": [', "the state file is damaged"),
         ('{"something": "else"}', "not an anki-genai state file"),
+        (
+            '{"format": "anki-genai state", "version": 1, "notes": []}',
+            "the state file is damaged (entry 'note_type' is missing)",
+        ),
     ],
-    ids=["newer-version", "truncated", "foreign"],
+    ids=["newer-version", "truncated", "foreign", "entry-missing"],
 )
 def test_unreadable_state_stops_the_build(notes: Project, content: str, message: str) -> None:
     """A state file of another version, truncated or foreign, stops the build; it is never reset."""
@@ -340,6 +344,7 @@ def test_state_file_is_sorted_json_with_a_version(notes: Project) -> None:
     guids = [entry["guid"] for entry in data["notes"]]
     assert guids == sorted(guids) and len(guids) == 3
     assert {e["question"] for e in data["notes"]} == set(notes.guids)
+    assert notes.state_file.stat().st_mode & 0o044, "others (and git) can read the state file"
 
 
 def test_restored_pair_gets_its_note_back_without_the_removed_tag(notes: Project) -> None:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from anki_genai import __version__
+from anki_genai.atomic import atomic_write
 from anki_genai.cards import Card
 from anki_genai.errors import Diagnostic, SourceLocation
-from anki_genai.identity import atomic_write
 from anki_genai.media import MediaFile
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder

@@ -20,19 +20,16 @@ Notes that disappeared stay in the state as tombstones and keep being packaged w
 from __future__ import annotations
 
 import base64
-import contextlib
 import difflib
 import enum
 import hashlib
 import json
-import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
 
+from anki_genai.atomic import atomic_write
 from anki_genai.errors import StateError
 from anki_genai.parse import normalize_question
 
@@ -117,13 +114,11 @@ class IdentityPlan:
     assignments: tuple[Assignment, ...]  # one per candidate, in candidate order
     removed: tuple[NoteRecord, ...]  # tombstones, new ones included (their mod is `now`)
     newly_removed: tuple[str, ...]  # GUIDs that disappeared in this build
-    now: int
 
 
-def build_timestamp(state: State, clock: float | None = None) -> int:
+def build_timestamp(state: State) -> int:
     """Return a mod time strictly newer than anything the state has sent to Anki."""
-    now = int(time.time() if clock is None else clock)
-    return max(now, state.latest_mod + 1)
+    return max(int(time.time()), state.latest_mod + 1)
 
 
 def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -> IdentityPlan:
@@ -190,7 +185,7 @@ def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -
         else:
             newly_removed.append(guid)
             removed.append(replace(record, removed=True, mod=now))
-    return IdentityPlan(tuple(assignments), tuple(removed), tuple(newly_removed), now)
+    return IdentityPlan(tuple(assignments), tuple(removed), tuple(newly_removed))
 
 
 class _LazyKeys(dict[str, str]):
@@ -344,7 +339,10 @@ def load_state(path: Path) -> State:
     try:
         return _state_from_json(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise StateError(f"{path}: the state file is damaged ({exc!r}). {restore}") from None
+        problem = (
+            f"entry {exc} is missing" if isinstance(exc, KeyError) else "an entry is malformed"
+        )
+        raise StateError(f"{path}: the state file is damaged ({problem}). {restore}") from None
 
 
 def _state_from_json(data: Mapping[str, object]) -> State:
@@ -412,28 +410,3 @@ def state_digest(state: State) -> str:
 def save_state(state: State, path: Path) -> None:
     """Write the state file atomically: a crash leaves either the old file or the new one."""
     atomic_write(path, lambda handle: handle.writelines(state_chunks(state)))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and a rename."""
-    atomic_write(path, lambda handle: handle.write(text))
-
-
-def atomic_write(path: Path, write: Callable[[TextIO], object], durable: bool = True) -> None:
-    """Let `write` fill a temporary file in `path`'s folder, then rename it to `path`.
-
-    `durable` also waits for the disk, so a power cut cannot leave an empty file under the
-    new name; only files whose loss costs nothing (the cache) skip it.
-    """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            write(handle)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise

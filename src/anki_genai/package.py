@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -14,8 +15,9 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
+from anki_genai.atomic import atomic_write
 from anki_genai.media import MediaFile
 
 if TYPE_CHECKING:
@@ -184,7 +186,10 @@ def write_package(notes: Sequence[PackagedNote], note_type_mod: int, path: Path)
         finally:
             db.close()
         media = {file.name: file for note in notes for file in note.media}
-        _atomic_write_zip(path, collection, sorted(media.values(), key=lambda f: f.name))
+        shipped = sorted(media.values(), key=lambda f: f.name)
+        atomic_write(
+            path, functools.partial(_write_zip, collection=collection, media=shipped), binary=True
+        )
     finally:
         with contextlib.suppress(FileNotFoundError):
             collection.unlink()
@@ -285,28 +290,10 @@ def read_notes(path: Path, guids: set[str]) -> dict[str, PackagedContent]:
     }
 
 
-def _atomic_write_zip(path: Path, collection: Path, media: Sequence[MediaFile]) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            # Level 1: nearly the size of the default level, in a third of the time.
-            with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-                zf.write(collection, "collection.anki2")
-                zf.writestr("media", json.dumps({str(i): f.name for i, f in enumerate(media)}))
-                for index, file in enumerate(media):
-                    zf.write(file.path, str(index))
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp, _default_file_mode())  # mkstemp makes files private; outputs are not
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def _default_file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+def _write_zip(handle: IO[bytes], collection: Path, media: Sequence[MediaFile]) -> None:
+    # Level 1: nearly the size of the default level, in a third of the time.
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.write(collection, "collection.anki2")
+        zf.writestr("media", json.dumps({str(i): f.name for i, f in enumerate(media)}))
+        for index, file in enumerate(media):
+            zf.write(file.path, str(index))

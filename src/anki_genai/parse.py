@@ -269,19 +269,14 @@ def _blocks(tokens: Sequence[Token]) -> Iterator[_Block]:
         if block[0].type == "front_matter":
             continue
         line = next((t.map[0] + 1 for t in block if t.map), 1)
-        if block[0].type == "blockquote_open" and _starts_with_marker(block):
-            # `> **题目**: …` — the quote is only decoration around a marker: read inside it.
-            yield from _blocks(block[1:-1])
-        else:
-            yield _Block(tuple(block), line)
-
-
-def _starts_with_marker(block: Sequence[Token]) -> bool:
-    inner = list(_blocks(block[1:-1]))
-    return (
-        bool(inner)
-        and _marker(inner[0], QUESTION_WORDS + ANSWER_WORDS, heading_words=()) is not None
-    )
+        if block[0].type == "blockquote_open":
+            inner = list(_blocks(block[1:-1]))
+            marker_words = QUESTION_WORDS + ANSWER_WORDS
+            if inner and _marker(inner[0], marker_words, heading_words=()) is not None:
+                # `> **题目**: …` — the quote only decorates a marker: read inside it.
+                yield from inner
+                continue
+        yield _Block(tuple(block), line)
 
 
 def _label_and_rest(children: list[Token]) -> tuple[str, list[Token], bool] | None:

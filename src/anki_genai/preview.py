@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from anki_genai import package
+from anki_genai.atomic import atomic_write
 from anki_genai.cards import Card
-from anki_genai.identity import atomic_write_text
 
 _SECTION = re.compile(r"\{\{#(\w+)\}\}(.*?)\{\{/\1\}\}", re.DOTALL)
 _FIELD = re.compile(r"\{\{(\w+)\}\}")
@@ -62,7 +62,7 @@ def write_preview(cards: Sequence[Card], output: Path) -> None:
         decks="\n".join(sections) or "<p>No cards.</p>",
     )
     output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output, page)
+    atomic_write(output, lambda handle: handle.write(page))
 
 
 def _preview_card(card: Card) -> str:
