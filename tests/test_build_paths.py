@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from anki_genai import build as build_module
 from anki_genai import identity
+from anki_genai import package as package_module
 from anki_genai.cache import CACHE_FILE_NAME
 from tests.conftest import AnkiCollection, run_cli
 
@@ -28,8 +30,8 @@ def _write_corpus(folder: Path) -> None:
         (folder / f"part{f:02d}.md").write_text("\n".join(parts), encoding="utf-8")
 
 
-def _notes(package: Path, collection_dir: Path) -> dict[str, tuple[tuple[str, ...], int, str]]:
-    """What Anki holds after importing `package`: fields, mod and tags by GUID."""
+def _notes(package: Path, collection_dir: Path) -> dict[str, tuple[tuple[str, ...], int, str, str]]:
+    """What Anki holds after importing `package`: fields, mod, tags and deck by GUID."""
     collection_dir.mkdir()
     anki = AnkiCollection(collection_dir / "collection.anki2")
     try:
@@ -37,7 +39,9 @@ def _notes(package: Path, collection_dir: Path) -> dict[str, tuple[tuple[str, ..
         result = {}
         for note_id in anki.col.find_notes(""):
             note = anki.col.get_note(note_id)
-            result[note.guid] = (tuple(note.fields), note.mod, " ".join(note.tags))
+            (card,) = note.cards()
+            deck = anki.col.decks.name(card.did)
+            result[note.guid] = (tuple(note.fields), note.mod, " ".join(note.tags), deck)
         return result
     finally:
         anki.close()
@@ -115,7 +119,7 @@ def test_cached_rebuild_equals_clean_build(
     cached = _notes(tmp_path / "cached" / "out.apkg", tmp_path / "anki-cached")
     clean = _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
     assert cached == clean
-    assert sum(1 for _, mod, _ in cached.values() if mod == int(fixed_clock[0])) == 1
+    assert sum(1 for _, mod, _, _ in cached.values() if mod == int(fixed_clock[0])) == 1
 
 
 def test_unchanged_rebuild_leaves_the_package_alone(tmp_path: Path) -> None:
@@ -131,24 +135,72 @@ def test_unchanged_rebuild_leaves_the_package_alone(tmp_path: Path) -> None:
     assert after == before
 
 
+def test_patched_package_equals_clean_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixed_clock: list[float]
+) -> None:
+    """Rebuilds that patch the kept collection give the notes a build from scratch gives."""
+    pytest.importorskip("anki")
+    source = tmp_path / "patched" / "source"
+    _write_corpus(source)
+    _build(source, tmp_path / "patched" / "out.apkg")
+    fresh_collections: list[int] = []
+    real_build_collection = package_module._build_collection
+
+    def spy(*args: object) -> object:
+        fresh_collections.append(1)
+        return real_build_collection(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(package_module, "_build_collection", spy)
+    edits = [
+        ("part01.md", "要点 1.2", "要点一点二"),  # an answer edited
+        ("part02.md", "# 题库 2", "# 第二题库"),  # a file moved to another deck
+        ("part03.md", "**题目：** 第3-4题", "**题目：** 第3-4题补充"),  # a question retitled
+    ]
+    for round_, (name, old, new) in enumerate(edits):
+        path = source / name
+        path.write_text(path.read_text(encoding="utf-8").replace(old, new), "utf-8")
+        if round_ == 1:
+            (source / "part04.md").unlink()  # eight notes removed
+            (source / "part99.md").write_text("**题目：** 新题？\n\n**答案：** 新答。\n", "utf-8")
+        fixed_clock[0] += 100
+        _build(source, tmp_path / "patched" / "out.apkg")
+    assert fresh_collections == [], "a rebuild wrote a new collection instead of patching"
+
+    shutil.copytree(source, tmp_path / "clean" / "source")
+    _build(tmp_path / "clean" / "source", tmp_path / "clean" / "out.apkg")
+    assert fresh_collections == [1]
+    patched = _notes(tmp_path / "patched" / "out.apkg", tmp_path / "anki-patched")
+    clean = _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
+    assert patched == clean
+    assert len(clean) == FILES * 8 + 1  # the removed notes stay, tagged, until forgotten
+    assert {deck for *_, deck in clean.values()} >= {"第二题库", "题库 1"}
+    assert sum("anki-genai::removed" in tags for _, _, tags, _ in clean.values()) == 8
+
+
 @pytest.mark.parametrize(
-    "damage", ["garbage {", '{"environment": 1}', ""], ids=["junk", "foreign", "empty"]
+    "damage", [b"garbage {", b'{"environment": 1}', b""], ids=["junk", "foreign", "empty"]
 )
-def test_damaged_cache_is_rebuilt_not_an_error(tmp_path: Path, damage: str) -> None:
-    """A damaged cache only costs a full rebuild."""
+def test_damaged_cache_is_rebuilt_not_an_error(tmp_path: Path, damage: bytes) -> None:
+    """A damaged cache, kept collection included, only costs a full rebuild."""
     source = tmp_path / "source"
     _write_corpus(source)
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
-    parts = list((tmp_path / "out" / CACHE_FILE_NAME).rglob("*.json"))
-    assert len(parts) == FILES + 1  # an entry per source file, and the index
+    parts = [p for p in (tmp_path / "out" / CACHE_FILE_NAME).rglob("*") if p.is_file()]
+    # an entry per source file, the index, the kept collection and its index
+    assert len(parts) == FILES + 3
     for part in parts:
-        part.write_text(damage, encoding="utf-8")
+        part.write_bytes(damage)
     package.unlink()
+    edited = source / "part05.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
     result = run_cli("build", source, "-o", package)
     assert result.exit_code == 0
-    assert "0 new, 0 changed, 96 unchanged" in result.stdout
-    assert package.exists()
+    assert "0 new, 1 changed, 95 unchanged" in result.stdout
+    if importlib.util.find_spec("anki") is not None:
+        notes = _notes(package, tmp_path / "anki")
+        assert len(notes) == FILES * 8
+        assert sum("要点五点三" in fields[1] for fields, *_ in notes.values()) == 1
 
 
 def test_unchanged_rebuild_repeats_warnings_and_notices_image_edits(tmp_path: Path) -> None:

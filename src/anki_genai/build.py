@@ -181,7 +181,8 @@ def build(
         )
         if written:
             _remove_stale_temporary_files(result.package_path.parent)
-            _write(packaged, new_state, result.package_path, state_path)
+            keep = cache.folder / "collection" if cache.folder is not None else None
+            _write(packaged, new_state, result.package_path, state_path, keep)
             cache.remember_package(result.package_path, digest)
         media = sorted({m.path for card in collected.cards for m in card.media})
         inputs = _inputs_digest(options, sources, state_digest)
@@ -484,10 +485,14 @@ def _plan(
 
 
 def _write(
-    packaged: Sequence[package.PackagedNote], state: State, package_path: Path, state_path: Path
+    packaged: Sequence[package.PackagedNote],
+    state: State,
+    package_path: Path,
+    state_path: Path,
+    keep: Path | None = None,
 ) -> None:
     try:
-        package.write_package(packaged, state.note_type_mod, package_path)
+        package.write_package(packaged, state.note_type_mod, package_path, keep)
     except OSError as exc:
         raise AnkiGenaiError(
             f"{package_path}: cannot write the package ({exc.strerror}); "

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import itertools
 import json
 import os
 import re
+import shutil
 import sqlite3
 import tempfile
 import zipfile
@@ -167,8 +167,14 @@ def content_digest(notes: Sequence[PackagedNote], note_type_mod: int) -> str:
     return digest.hexdigest()
 
 
-def write_package(notes: Sequence[PackagedNote], note_type_mod: int, path: Path) -> None:
-    """Write `notes` to an `.apkg` at `path`; the old file stays until the new one is whole."""
+def write_package(
+    notes: Sequence[PackagedNote], note_type_mod: int, path: Path, keep: Path | None = None
+) -> None:
+    """Write `notes` to an `.apkg` at `path`; the old file stays until the new one is whole.
+
+    With `keep`, a folder, the package's collection is also kept there, and the next package
+    starts from it: only the notes that changed are written again.
+    """
     model = _note_type()
     path.parent.mkdir(parents=True, exist_ok=True)
     # The collection is built in a temporary file beside the package, not in memory: a
@@ -177,57 +183,229 @@ def write_package(notes: Sequence[PackagedNote], note_type_mod: int, path: Path)
     os.close(fd)
     collection = Path(collection_name)
     try:
-        db = sqlite3.connect(collection)
-        try:
-            db.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to roll back to
-            db.execute("PRAGMA synchronous = OFF")
-            _fill_collection(db.cursor(), model, notes, note_type_mod)
-            db.commit()
-        finally:
-            db.close()
+        kept = _KeptCollection.load(keep, model) if keep is not None else None
+        note_ids = kept.patch(collection, notes, note_type_mod) if kept is not None else None
+        if note_ids is None:
+            note_ids = _build_collection(collection, model, notes, note_type_mod)
         media = {file.name: file for note in notes for file in note.media}
         shipped = sorted(media.values(), key=lambda f: f.name)
         atomic_write(
             path, functools.partial(_write_zip, collection=collection, media=shipped), binary=True
         )
+        if keep is not None:
+            _KeptCollection.keep(keep, model, collection, notes, note_ids)
     finally:
         with contextlib.suppress(FileNotFoundError):
             collection.unlink()
 
 
-def _fill_collection(
+def _build_collection(
+    collection: Path, model: genanki.Model, notes: Sequence[PackagedNote], note_type_mod: int
+) -> dict[str, int]:
+    """Write a new collection holding `notes`; return each note's id by GUID."""
+    collection.write_bytes(b"")  # empty, even after a patch that failed half way
+    db = sqlite3.connect(collection)
+    try:
+        db.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to roll back to
+        db.execute("PRAGMA synchronous = OFF")
+        cursor = db.cursor()
+        from genanki.apkg_col import APKG_COL
+        from genanki.apkg_schema import APKG_SCHEMA
+
+        cursor.executescript(APKG_SCHEMA)
+        cursor.executescript(APKG_COL)
+        decks = _write_decks_and_note_type(cursor, model, notes, note_type_mod)
+        first_id = max((n.mod for n in notes), default=note_type_mod) * 1000
+        note_ids = _insert_notes(cursor, model, notes, decks, _Ids(first_id))
+        db.commit()
+    finally:
+        db.close()
+    return note_ids
+
+
+def _write_decks_and_note_type(
     cursor: sqlite3.Cursor,
     model: genanki.Model,
     notes: Sequence[PackagedNote],
     note_type_mod: int,
-) -> None:
-    # genanki's Package.write_to_db stamps one timestamp on every note and rewrites the decks
-    # and models JSON once per deck; we need a mod per note and write each JSON once.
-    import genanki
-    from genanki.apkg_col import APKG_COL
-    from genanki.apkg_schema import APKG_SCHEMA
+) -> dict[str, int]:
+    """Store the decks `notes` use and the note type once; return deck ids by name.
 
-    cursor.executescript(APKG_SCHEMA)
-    cursor.executescript(APKG_COL)
+    genanki's Package.write_to_db rewrites the decks and models JSON once per deck; a
+    collection of many decks is written here once.
+    """
+    import genanki
+
     decks = {name: genanki.Deck(deck_id(name), name) for name in sorted({n.deck for n in notes})}
     (decks_json,) = cursor.execute("SELECT decks FROM col").fetchone()
-    all_decks = json.loads(decks_json)
+    # Only genanki's Default deck stays: a deck that has lost its last note goes.
+    all_decks = {k: v for k, v in json.loads(decks_json).items() if k == "1"}
     all_decks.update({str(deck.deck_id): deck.to_json() for deck in decks.values()})
     default_deck = next(iter(decks.values())).deck_id if decks else 1
     models = {str(NOTE_TYPE_ID): model.to_json(note_type_mod, default_deck)}
     cursor.execute(
         "UPDATE col SET decks = ?, models = ?", (json.dumps(all_decks), json.dumps(models))
     )
-    first_id = max((n.mod for n in notes), default=note_type_mod) * 1000
-    ids = itertools.count(first_id)
+    return {name: deck.deck_id for name, deck in decks.items()}
+
+
+def _insert_notes(
+    cursor: sqlite3.Cursor,
+    model: genanki.Model,
+    notes: Sequence[PackagedNote],
+    decks: dict[str, int],
+    ids: _Ids,
+) -> dict[str, int]:
+    """Insert `notes` and their cards (genanki decides every row); return note ids by GUID."""
+    import genanki
+
+    # genanki stamps one timestamp on every note: writing note by note gives each its own mod.
+    note_ids = {}
     rows = _RowCollector()
     for index, note in enumerate(notes, 1):
         genanki_note = genanki.Note(
             model, list(note.fields()), guid=note.guid, tags=list(note.tags)
         )
-        genanki_note.write_to_db(rows, note.mod, decks[note.deck].deck_id, ids)
+        note_ids[note.guid] = ids.next  # genanki draws the note's id first, then its cards'
+        genanki_note.write_to_db(rows, note.mod, decks[note.deck], ids)
         if index % 2000 == 0 or index == len(notes):
             rows.flush(cursor)
+    return note_ids
+
+
+class _Ids:
+    """Note and card ids for genanki, counting up; `next` is the one it will draw next."""
+
+    def __init__(self, first: int) -> None:
+        self.next = first
+
+    def __iter__(self) -> _Ids:
+        return self
+
+    def __next__(self) -> int:
+        self.next += 1
+        return self.next - 1
+
+
+class _KeptCollection:
+    """The last package's collection, kept in the cache with what each of its notes holds.
+
+    Rewriting a large collection costs most of a rebuild; patching the kept one costs only
+    what changed. It is never trusted blindly: it is used only when its index, its size and
+    its modification time are exactly as last written, and a patch that fails or ends with
+    the wrong notes falls back to writing a new collection.
+    """
+
+    def __init__(
+        self, folder: Path, model: genanki.Model, notes: dict[str, tuple[str, int]]
+    ) -> None:
+        self.folder = folder
+        self.model = model
+        self.notes = notes  # GUID -> (what the note holds, note id)
+
+    @classmethod
+    def load(cls, folder: Path, model: genanki.Model) -> _KeptCollection | None:
+        try:
+            index = json.loads((folder / _KEPT_INDEX).read_text(encoding="utf-8"))
+            if index.get("format") != _kept_format(model):
+                return None
+            stat = os.stat(folder / _KEPT_COLLECTION)
+            if [stat.st_size, stat.st_mtime_ns] != index["stat"]:
+                return None
+            notes = {str(g): (str(d), int(i)) for g, (d, i) in index["notes"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # missing or damaged: write a new collection
+        return cls(folder, model, notes)
+
+    def patch(
+        self, collection: Path, notes: Sequence[PackagedNote], note_type_mod: int
+    ) -> dict[str, int] | None:
+        """Copy the kept collection to `collection` and bring it to `notes`; None on failure."""
+        try:
+            shutil.copyfile(self.folder / _KEPT_COLLECTION, collection)
+            db = sqlite3.connect(collection)
+            try:
+                note_ids = self._patch(db, notes, note_type_mod)
+                if note_ids is not None:
+                    db.commit()
+            finally:
+                db.close()
+        except (OSError, sqlite3.Error):
+            note_ids = None
+        return note_ids
+
+    def _patch(
+        self, db: sqlite3.Connection, notes: Sequence[PackagedNote], note_type_mod: int
+    ) -> dict[str, int] | None:
+        db.execute("PRAGMA journal_mode = OFF")
+        db.execute("PRAGMA synchronous = OFF")
+        cursor = db.cursor()
+        wanted = {note.guid: _note_digest(note) for note in notes}
+        stale = [
+            (note_id,) for guid, (held, note_id) in self.notes.items() if wanted.get(guid) != held
+        ]
+        cursor.executemany("DELETE FROM cards WHERE nid = ?", stale)
+        cursor.executemany("DELETE FROM notes WHERE id = ?", stale)
+        decks = _write_decks_and_note_type(cursor, self.model, notes, note_type_mod)
+        (top,) = cursor.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM notes), 0),"
+            " coalesce((SELECT max(id) FROM cards), 0))"
+        ).fetchone()
+        first_id = max(top + 1, max((n.mod for n in notes), default=note_type_mod) * 1000)
+        changed = [n for n in notes if self.notes.get(n.guid, ("",))[0] != wanted[n.guid]]
+        note_ids = {g: i for g, (held, i) in self.notes.items() if wanted.get(g) == held}
+        note_ids.update(_insert_notes(cursor, self.model, changed, decks, _Ids(first_id)))
+        # One card per note, no more, no fewer: otherwise the kept collection was not what
+        # its index said.
+        counts = cursor.execute(
+            "SELECT (SELECT count(*) FROM notes), (SELECT count(*) FROM cards)"
+        ).fetchone()
+        if counts != (len(notes), len(notes)) or len(note_ids) != len(notes):
+            return None
+        return note_ids
+
+    @staticmethod
+    def keep(
+        folder: Path,
+        model: genanki.Model,
+        collection: Path,
+        notes: Sequence[PackagedNote],
+        note_ids: dict[str, int],
+    ) -> None:
+        """Keep `collection` (moved, not copied) for the next package; best effort."""
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                (folder / _KEPT_INDEX).unlink()  # no index: the collection is not trusted
+            os.replace(collection, folder / _KEPT_COLLECTION)
+            stat = os.stat(folder / _KEPT_COLLECTION)
+            index = {
+                "format": _kept_format(model),
+                "stat": [stat.st_size, stat.st_mtime_ns],
+                "notes": {n.guid: [_note_digest(n), note_ids[n.guid]] for n in notes},
+            }
+            atomic_write(
+                folder / _KEPT_INDEX,
+                lambda handle: handle.write(json.dumps(index, ensure_ascii=False)),
+                durable=False,
+            )
+
+
+_KEPT_COLLECTION = "collection.anki2"
+_KEPT_INDEX = "collection.json"
+
+
+def _kept_format(model: genanki.Model) -> str:
+    """What the rows of a kept collection depend on besides its notes."""
+    from importlib import metadata
+
+    return f"1/{metadata.version('genanki')}/{model.model_id}"
+
+
+def _note_digest(note: PackagedNote) -> str:
+    """Everything one note's rows hold: its fields, tags, deck and mod."""
+    parts = (note.guid, note.deck, str(note.mod), note.fields_digest, *note.tags)
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
 
 
 class _RowCollector:
