@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -177,10 +178,25 @@ def test_patched_package_equals_clean_build(
     assert sum("anki-genai::removed" in tags for _, _, tags, _ in clean.values()) == 8
 
 
+def _flip_middle_byte(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x55]) + data[middle + 1 :]
+
+
 @pytest.mark.parametrize(
-    "damage", [b"garbage {", b'{"environment": 1}', b""], ids=["junk", "foreign", "empty"]
+    "damage",
+    [
+        lambda _: b"garbage {",
+        lambda _: b'{"environment": 1}',
+        lambda _: b"",
+        _flip_middle_byte,
+        lambda data: data[: len(data) // 2],
+    ],
+    ids=["junk", "foreign", "empty", "bit-flip", "truncated"],
 )
-def test_damaged_cache_is_rebuilt_not_an_error(tmp_path: Path, damage: bytes) -> None:
+def test_damaged_cache_is_rebuilt_not_an_error(
+    tmp_path: Path, damage: Callable[[bytes], bytes]
+) -> None:
     """A damaged cache, kept collection included, only costs a full rebuild."""
     source = tmp_path / "source"
     _write_corpus(source)
@@ -190,7 +206,7 @@ def test_damaged_cache_is_rebuilt_not_an_error(tmp_path: Path, damage: bytes) ->
     # an entry per source file, the index, the kept collection and its index
     assert len(parts) == FILES + 3
     for part in parts:
-        part.write_bytes(damage)
+        part.write_bytes(damage(part.read_bytes()))
     package.unlink()
     edited = source / "part05.md"
     edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
@@ -228,5 +244,5 @@ def test_cache_forgets_deleted_files(tmp_path: Path) -> None:
     _build(source, tmp_path / "out" / "deck.apkg")
     (source / "part03.md").unlink()
     _build(source, tmp_path / "out" / "deck.apkg")
-    entries = list((tmp_path / "out" / CACHE_FILE_NAME / "files").glob("*.json"))
+    entries = list((tmp_path / "out" / CACHE_FILE_NAME / "files").iterdir())
     assert len(entries) == FILES - 1

@@ -174,7 +174,8 @@ def build(
         if options.dry_run:
             return result
         digest = package.content_digest(packaged, new_state.note_type_mod)
-        state_digest = identity.state_digest(new_state)
+        state_chunks = list(identity.state_chunks(new_state))  # made once: digest, then file
+        state_digest = identity.state_digest(new_state, state_chunks)
         written = not (
             cache.package_is_current(result.package_path, digest)
             and _file_digest(state_path) == state_digest
@@ -182,7 +183,7 @@ def build(
         if written:
             _remove_stale_temporary_files(result.package_path.parent)
             keep = cache.folder / "collection" if cache.folder is not None else None
-            _write(packaged, new_state, result.package_path, state_path, keep)
+            _write(packaged, new_state, state_chunks, result.package_path, state_path, keep)
             cache.remember_package(result.package_path, digest)
         media = sorted({m.path for card in collected.cards for m in card.media})
         inputs = _inputs_digest(options, sources, state_digest)
@@ -487,6 +488,7 @@ def _plan(
 def _write(
     packaged: Sequence[package.PackagedNote],
     state: State,
+    state_chunks: Sequence[str],
     package_path: Path,
     state_path: Path,
     keep: Path | None = None,
@@ -502,7 +504,7 @@ def _write(
         # The last good state, kept with the outputs, for when the committed one gets mangled.
         shutil.copyfile(state_path, package_path.parent / STATE_BACKUP_NAME)
     try:
-        identity.save_state(state, state_path)
+        identity.save_state(state, state_path, state_chunks)
     except OSError as exc:
         raise AnkiGenaiError(
             f"{state_path}: cannot write the state file ({exc.strerror})"

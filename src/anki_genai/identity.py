@@ -399,14 +399,18 @@ def state_chunks(state: State) -> Iterator[str]:
     yield "\n]}\n"
 
 
-def state_digest(state: State) -> str:
-    """SHA-256 of the state file `state` would be written as."""
+def state_digest(state: State, chunks: Sequence[str] | None = None) -> str:
+    """SHA-256 of the state file `state` would be written as (its `state_chunks`, if known)."""
     digest = hashlib.sha256()
-    for chunk in state_chunks(state):
+    for chunk in chunks if chunks is not None else state_chunks(state):
         digest.update(chunk.encode())
     return digest.hexdigest()
 
 
-def save_state(state: State, path: Path) -> None:
-    """Write the state file atomically: a crash leaves either the old file or the new one."""
-    atomic_write(path, lambda handle: handle.writelines(state_chunks(state)))
+def save_state(state: State, path: Path, chunks: Sequence[str] | None = None) -> None:
+    """Write the state file atomically: a crash leaves either the old file or the new one.
+
+    `chunks`, when given, are the state's `state_chunks`, already made for its digest.
+    """
+    text = chunks if chunks is not None else state_chunks(state)
+    atomic_write(path, lambda handle: handle.writelines(text))
