@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
 import shutil
 from collections.abc import Callable
@@ -73,13 +74,13 @@ def test_parallel_build_equals_serial_build(
     monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 2)
     monkeypatch.setattr(build_module, "_PARALLEL_MIN_BYTES", 0)
     workers = []
-    real_pool = build_module.concurrent.futures.ProcessPoolExecutor
+    real_pool = concurrent.futures.ProcessPoolExecutor
 
     def counting_pool(*args: object, **kwargs: object) -> object:
         workers.append(args[0])
         return real_pool(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(build_module.concurrent.futures, "ProcessPoolExecutor", counting_pool)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", counting_pool)
     _build(tmp_path / "parallel" / "source", tmp_path / "parallel" / "out.apkg")
 
     assert workers and workers[0] >= 2, "the parallel build did not use worker processes"

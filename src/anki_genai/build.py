@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import codecs
-import concurrent.futures
 import contextlib
 import functools
 import gc
 import hashlib
 import html
-import multiprocessing
 import os
 import re
 import shutil
-import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -363,6 +360,9 @@ def _process_all(jobs: Sequence[_FileJob]) -> Iterator[tuple[FileResult | Source
     ):
         yield from map(_process_file, jobs)
         return
+    import concurrent.futures  # only for a build that parses in parallel
+    import multiprocessing
+
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     )
@@ -656,10 +656,14 @@ def load_config(root: Path) -> dict[str, object]:
     """Read `anki-genai.toml` in the source folder: options the user would otherwise repeat."""
     path = root / CONFIG_FILE_NAME
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        handle = path.open("rb")
     except FileNotFoundError:
         return {}
+    import tomllib  # only when there is a config file to read
+
+    try:
+        with handle:
+            data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix or remove it") from None
     for key, value in data.items():

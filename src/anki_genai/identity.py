@@ -20,7 +20,6 @@ Notes that disappeared stay in the state as tombstones and keep being packaged w
 from __future__ import annotations
 
 import base64
-import difflib
 import enum
 import hashlib
 import json
@@ -223,6 +222,8 @@ def _match_edited_questions(
     open_records = [r for r in records.values() if r.guid not in claimed]
     if not open_candidates or not open_records:
         return
+    import difflib  # only when some question found no note of its own
+
     keys = record_keys
     scores: dict[tuple[int, str], float] = {}
     for index in open_candidates:
