@@ -183,8 +183,9 @@ def write_package(
     os.close(fd)
     collection = Path(collection_name)
     try:
+        held = {note.guid: _what_note_holds(note) for note in notes}
         kept = _KeptCollection.load(keep, model) if keep is not None else None
-        note_ids = kept.patch(collection, notes, note_type_mod) if kept is not None else None
+        note_ids = kept.patch(collection, notes, held, note_type_mod) if kept else None
         if note_ids is None:
             note_ids = _build_collection(collection, model, notes, note_type_mod)
         media = {file.name: file for note in notes for file in note.media}
@@ -193,7 +194,7 @@ def write_package(
             path, functools.partial(_write_zip, collection=collection, media=shipped), binary=True
         )
         if keep is not None:
-            _KeptCollection.keep(keep, model, collection, notes, note_ids)
+            _KeptCollection.keep(keep, model, collection, held, note_ids)
     finally:
         with contextlib.suppress(FileNotFoundError):
             collection.unlink()
@@ -318,14 +319,18 @@ class _KeptCollection:
         return cls(folder, model, notes)
 
     def patch(
-        self, collection: Path, notes: Sequence[PackagedNote], note_type_mod: int
+        self,
+        collection: Path,
+        notes: Sequence[PackagedNote],
+        held: dict[str, str],
+        note_type_mod: int,
     ) -> dict[str, int] | None:
         """Copy the kept collection to `collection` and bring it to `notes`; None on failure."""
         try:
             shutil.copyfile(self.folder / _KEPT_COLLECTION, collection)
             db = sqlite3.connect(collection)
             try:
-                note_ids = self._patch(db, notes, note_type_mod)
+                note_ids = self._patch(db, notes, held, note_type_mod)
                 if note_ids is not None:
                     db.commit()
             finally:
@@ -335,12 +340,15 @@ class _KeptCollection:
         return note_ids
 
     def _patch(
-        self, db: sqlite3.Connection, notes: Sequence[PackagedNote], note_type_mod: int
+        self,
+        db: sqlite3.Connection,
+        notes: Sequence[PackagedNote],
+        wanted: dict[str, str],
+        note_type_mod: int,
     ) -> dict[str, int] | None:
         db.execute("PRAGMA journal_mode = OFF")
         db.execute("PRAGMA synchronous = OFF")
         cursor = db.cursor()
-        wanted = {note.guid: _note_digest(note) for note in notes}
         stale = [
             (note_id,) for guid, (held, note_id) in self.notes.items() if wanted.get(guid) != held
         ]
@@ -369,7 +377,7 @@ class _KeptCollection:
         folder: Path,
         model: genanki.Model,
         collection: Path,
-        notes: Sequence[PackagedNote],
+        held: dict[str, str],
         note_ids: dict[str, int],
     ) -> None:
         """Keep `collection` (moved, not copied) for the next package; best effort."""
@@ -382,7 +390,7 @@ class _KeptCollection:
             index = {
                 "format": _kept_format(model),
                 "stat": [stat.st_size, stat.st_mtime_ns],
-                "notes": {n.guid: [_note_digest(n), note_ids[n.guid]] for n in notes},
+                "notes": {guid: [what, note_ids[guid]] for guid, what in held.items()},
             }
             atomic_write(
                 folder / _KEPT_INDEX,
@@ -399,13 +407,12 @@ def _kept_format(model: genanki.Model) -> str:
     """What the rows of a kept collection depend on besides its notes."""
     from importlib import metadata
 
-    return f"1/{metadata.version('genanki')}/{model.model_id}"
+    return f"2/{metadata.version('genanki')}/{model.model_id}"
 
 
-def _note_digest(note: PackagedNote) -> str:
-    """Everything one note's rows hold: its fields, tags, deck and mod."""
-    parts = (note.guid, note.deck, str(note.mod), note.fields_digest, *note.tags)
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+def _what_note_holds(note: PackagedNote) -> str:
+    """Everything one note's rows hold (its fields by digest, tags, deck and mod), as text."""
+    return "\x1f".join((note.deck, str(note.mod), note.fields_digest, *note.tags))
 
 
 class _RowCollector:
