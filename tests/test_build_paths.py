@@ -167,16 +167,24 @@ def test_patched_package_equals_clean_build(
         fixed_clock[0] += 100
         _build(source, tmp_path / "patched" / "out.apkg")
     assert fresh_collections == [], "a rebuild wrote a new collection instead of patching"
+    patched = _notes(tmp_path / "patched" / "out.apkg", tmp_path / "anki-patched")
 
     shutil.copytree(source, tmp_path / "clean" / "source")
     _build(tmp_path / "clean" / "source", tmp_path / "clean" / "out.apkg")
     assert fresh_collections == [1]
-    patched = _notes(tmp_path / "patched" / "out.apkg", tmp_path / "anki-patched")
     clean = _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
     assert patched == clean
     assert len(clean) == FILES * 8 + 1  # the removed notes stay, tagged, until forgotten
     assert {deck for *_, deck in clean.values()} >= {"第二题库", "题库 1"}
     assert sum("anki-genai::removed" in tags for _, _, tags, _ in clean.values()) == 8
+
+    # Forgotten tombstones leave the patched package too.
+    assert run_cli("forget-removed", source).exit_code == 0
+    fixed_clock[0] += 100
+    _build(source, tmp_path / "patched" / "out.apkg")
+    assert fresh_collections == [1]
+    forgotten = _notes(tmp_path / "patched" / "out.apkg", tmp_path / "anki-forgotten")
+    assert forgotten == {guid: note for guid, note in clean.items() if "removed" not in note[2]}
 
 
 def _flip_middle_byte(data: bytes) -> bytes:

@@ -171,17 +171,18 @@ def build(
         if options.dry_run:
             return result
         digest = package.content_digest(packaged, new_state.note_type_mod)
-        state_chunks = list(identity.state_chunks(new_state))  # made once: digest, then file
-        state_digest = identity.state_digest(new_state, state_chunks)
-        written = not (
-            cache.package_is_current(result.package_path, digest)
-            and _file_digest(state_path) == state_digest
-        )
+        state_digest = _file_digest(state_path)
+        # Compared as data, not as text: a state that says the same is not rewritten.
+        state_changed = state_digest is None or new_state != state
+        written = state_changed or not cache.package_is_current(result.package_path, digest)
         if written:
             _remove_stale_temporary_files(result.package_path.parent)
             keep = cache.folder / "collection" if cache.folder is not None else None
-            _write(packaged, new_state, state_chunks, result.package_path, state_path, keep)
+            _write_package(packaged, new_state.note_type_mod, result.package_path, keep)
             cache.remember_package(result.package_path, digest)
+            if state_changed:
+                state_digest = _write_state(new_state, state_path, result.package_path.parent)
+        assert state_digest is not None
         media = sorted({m.path for card in collected.cards for m in card.media})
         inputs = _inputs_digest(options, sources, state_digest)
         cache.remember_build(inputs, result.package_path, result.summary(), media)
@@ -485,26 +486,28 @@ def _plan(
     return result, packaged, new_state
 
 
-def _write(
+def _write_package(
     packaged: Sequence[package.PackagedNote],
-    state: State,
-    state_chunks: Sequence[str],
+    note_type_mod: int,
     package_path: Path,
-    state_path: Path,
-    keep: Path | None = None,
+    keep: Path | None,
 ) -> None:
     try:
-        package.write_package(packaged, state.note_type_mod, package_path, keep)
+        package.write_package(packaged, note_type_mod, package_path, keep)
     except OSError as exc:
         raise AnkiGenaiError(
             f"{package_path}: cannot write the package ({exc.strerror}); "
             "choose a writable output with -o"
         ) from None
+
+
+def _write_state(state: State, state_path: Path, package_folder: Path) -> str:
+    """Save the state, once its package is written; return the new file's digest."""
     if state_path.exists():
         # The last good state, kept with the outputs, for when the committed one gets mangled.
-        shutil.copyfile(state_path, package_path.parent / STATE_BACKUP_NAME)
+        shutil.copyfile(state_path, package_folder / STATE_BACKUP_NAME)
     try:
-        identity.save_state(state, state_path, state_chunks)
+        return identity.save_state(state, state_path)
     except OSError as exc:
         raise AnkiGenaiError(
             f"{state_path}: cannot write the state file ({exc.strerror})"

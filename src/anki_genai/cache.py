@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 from anki_genai import __version__
 from anki_genai.atomic import atomic_write
@@ -27,7 +27,7 @@ from anki_genai.media import MediaFile
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
 _FORMAT = 7
-_ENTRY_MAGIC = b"agcache1"
+_MAGIC = b"agcache1"
 _CHECKSUM_SIZE = 16
 
 
@@ -87,22 +87,7 @@ class Cache:
     def _read_entry(self, relative: str) -> dict[str, Any]:
         if self.folder is None:
             return {}
-        try:
-            data = (self.folder / _entry_name(relative)).read_bytes()
-        except OSError:
-            return {}
-        # A checksum before unmarshalling: marshal is not meant for damaged data.
-        payload = data[len(_ENTRY_MAGIC) + _CHECKSUM_SIZE :]
-        if (
-            data[: len(_ENTRY_MAGIC)] != _ENTRY_MAGIC
-            or data[len(_ENTRY_MAGIC) : len(_ENTRY_MAGIC) + _CHECKSUM_SIZE]
-            != hashlib.sha256(payload).digest()[:_CHECKSUM_SIZE]
-        ):
-            return {}
-        try:
-            entry = marshal.loads(payload)
-        except (EOFError, ValueError, TypeError):
-            return {}
+        entry = read_checked(self.folder / _entry_name(relative))
         if not isinstance(entry, dict) or entry.get("environment") != self.environment:
             return {}
         return entry
@@ -183,8 +168,7 @@ class Cache:
             for relative, (key, result) in self._fresh.items():
                 entry: dict[str, object] = {"environment": self.environment, "relative": relative}
                 entry.update(_entry(key, result))
-                write = functools.partial(_dump_entry, entry)
-                atomic_write(self.folder / _entry_name(relative), write, binary=True, durable=False)
+                write_checked(self.folder / _entry_name(relative), entry)
             if self._keep is not None:
                 wanted = {Path(_entry_name(relative)).name for relative in self._keep}
                 for stale in files.iterdir():
@@ -218,11 +202,36 @@ def _entry(key: str, result: FileResult) -> dict[str, object]:
     }
 
 
-def _dump_entry(entry: dict[str, object], handle: IO[bytes]) -> None:
-    # marshal, not JSON: it holds the compressed HTML as bytes and reads back several
-    # times faster, which a rebuild of a large deck feels.
-    payload = marshal.dumps(entry, 4)
-    handle.write(_ENTRY_MAGIC + hashlib.sha256(payload).digest()[:_CHECKSUM_SIZE] + payload)
+def write_checked(path: Path, content: dict[str, Any]) -> None:
+    """Write plain data (dicts, lists, str, bytes, numbers) for `read_checked`.
+
+    marshal, not JSON: it holds compressed HTML as bytes and reads back several times
+    faster, which a rebuild of a large deck feels. A checksum guards it, since marshal is
+    not meant for damaged data.
+    """
+    payload = marshal.dumps(content, 4)
+    checksum = hashlib.sha256(payload).digest()[:_CHECKSUM_SIZE]
+    atomic_write(
+        path, lambda handle: handle.write(_MAGIC + checksum + payload), binary=True, durable=False
+    )
+
+
+def read_checked(path: Path) -> object:
+    """What `write_checked` wrote at `path`; None if it is missing or damaged."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    header = len(_MAGIC) + _CHECKSUM_SIZE
+    payload = data[header:]
+    if data[: len(_MAGIC)] != _MAGIC:
+        return None
+    if data[len(_MAGIC) : header] != hashlib.sha256(payload).digest()[:_CHECKSUM_SIZE]:
+        return None
+    try:
+        return marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
 
 
 def _dump_json(content: object, handle: TextIO) -> None:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import IO
 
 from anki_genai.atomic import atomic_write
 from anki_genai.errors import StateError
@@ -400,18 +401,19 @@ def state_chunks(state: State) -> Iterator[str]:
     yield "\n]}\n"
 
 
-def state_digest(state: State, chunks: Sequence[str] | None = None) -> str:
-    """SHA-256 of the state file `state` would be written as (its `state_chunks`, if known)."""
-    digest = hashlib.sha256()
-    for chunk in chunks if chunks is not None else state_chunks(state):
-        digest.update(chunk.encode())
-    return digest.hexdigest()
+def save_state(state: State, path: Path) -> str:
+    """Write the state file atomically (a crash leaves the old file or the new one); return
+    the SHA-256 of what was written.
 
-
-def save_state(state: State, path: Path, chunks: Sequence[str] | None = None) -> None:
-    """Write the state file atomically: a crash leaves either the old file or the new one.
-
-    `chunks`, when given, are the state's `state_chunks`, already made for its digest.
+    The text is made a line at a time as it is written and hashed: a large state is never
+    held whole in memory.
     """
-    text = chunks if chunks is not None else state_chunks(state)
-    atomic_write(path, lambda handle: handle.writelines(text))
+    digest = hashlib.sha256()
+
+    def write(handle: IO[str]) -> None:
+        for chunk in state_chunks(state):
+            digest.update(chunk.encode())
+            handle.write(chunk)
+
+    atomic_write(path, write)
+    return digest.hexdigest()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from anki_genai.atomic import atomic_write
+from anki_genai.cache import read_checked, write_checked
 from anki_genai.media import MediaFile
 
 if TYPE_CHECKING:
@@ -298,31 +299,34 @@ class _KeptCollection:
     """
 
     def __init__(
-        self, folder: Path, model: genanki.Model, notes: dict[str, tuple[str, int]]
+        self, folder: Path, model: genanki.Model, held: dict[str, bytes], ids: dict[str, int]
     ) -> None:
         self.folder = folder
         self.model = model
-        self.notes = notes  # GUID -> (what the note holds, note id)
+        self.held = held  # GUID -> what the note holds (`_what_note_holds`)
+        self.ids = ids  # GUID -> note id
 
     @classmethod
     def load(cls, folder: Path, model: genanki.Model) -> _KeptCollection | None:
+        index = read_checked(folder / _KEPT_INDEX)
         try:
-            index = json.loads((folder / _KEPT_INDEX).read_text(encoding="utf-8"))
-            if index.get("format") != _kept_format(model):
+            if not isinstance(index, dict) or index.get("format") != _kept_format(model):
                 return None
             stat = os.stat(folder / _KEPT_COLLECTION)
             if [stat.st_size, stat.st_mtime_ns] != index["stat"]:
                 return None
-            notes = {str(g): (str(d), int(i)) for g, (d, i) in index["notes"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            held, ids = index["held"], index["ids"]
+            if not isinstance(held, dict) or not isinstance(ids, dict) or held.keys() != ids.keys():
+                return None
+        except (OSError, ValueError, KeyError, TypeError):
             return None  # missing or damaged: write a new collection
-        return cls(folder, model, notes)
+        return cls(folder, model, held, ids)
 
     def patch(
         self,
         collection: Path,
         notes: Sequence[PackagedNote],
-        held: dict[str, str],
+        held: dict[str, bytes],
         note_type_mod: int,
     ) -> dict[str, int] | None:
         """Copy the kept collection to `collection` and bring it to `notes`; None on failure."""
@@ -343,15 +347,14 @@ class _KeptCollection:
         self,
         db: sqlite3.Connection,
         notes: Sequence[PackagedNote],
-        wanted: dict[str, str],
+        wanted: dict[str, bytes],
         note_type_mod: int,
     ) -> dict[str, int] | None:
         db.execute("PRAGMA journal_mode = OFF")
         db.execute("PRAGMA synchronous = OFF")
         cursor = db.cursor()
-        stale = [
-            (note_id,) for guid, (held, note_id) in self.notes.items() if wanted.get(guid) != held
-        ]
+        kept = {guid for guid, held in self.held.items() if wanted.get(guid) == held}
+        stale = [(note_id,) for guid, note_id in self.ids.items() if guid not in kept]
         cursor.executemany("DELETE FROM cards WHERE nid = ?", stale)
         cursor.executemany("DELETE FROM notes WHERE id = ?", stale)
         decks = _write_decks_and_note_type(cursor, self.model, notes, note_type_mod)
@@ -360,8 +363,8 @@ class _KeptCollection:
             " coalesce((SELECT max(id) FROM cards), 0))"
         ).fetchone()
         first_id = max(top + 1, max((n.mod for n in notes), default=note_type_mod) * 1000)
-        changed = [n for n in notes if self.notes.get(n.guid, ("",))[0] != wanted[n.guid]]
-        note_ids = {g: i for g, (held, i) in self.notes.items() if wanted.get(g) == held}
+        changed = [n for n in notes if n.guid not in kept]
+        note_ids = {guid: self.ids[guid] for guid in kept}
         note_ids.update(_insert_notes(cursor, self.model, changed, decks, _Ids(first_id)))
         # One card per note, no more, no fewer: otherwise the kept collection was not what
         # its index said.
@@ -377,7 +380,7 @@ class _KeptCollection:
         folder: Path,
         model: genanki.Model,
         collection: Path,
-        held: dict[str, str],
+        held: dict[str, bytes],
         note_ids: dict[str, int],
     ) -> None:
         """Keep `collection` (moved, not copied) for the next package; best effort."""
@@ -390,29 +393,27 @@ class _KeptCollection:
             index = {
                 "format": _kept_format(model),
                 "stat": [stat.st_size, stat.st_mtime_ns],
-                "notes": {guid: [what, note_ids[guid]] for guid, what in held.items()},
+                "held": held,
+                "ids": note_ids,  # the same GUIDs: every note written was given an id
             }
-            atomic_write(
-                folder / _KEPT_INDEX,
-                lambda handle: handle.write(json.dumps(index, ensure_ascii=False)),
-                durable=False,
-            )
+            write_checked(folder / _KEPT_INDEX, index)
 
 
 _KEPT_COLLECTION = "collection.anki2"
-_KEPT_INDEX = "collection.json"
+_KEPT_INDEX = "collection.index"
 
 
 def _kept_format(model: genanki.Model) -> str:
     """What the rows of a kept collection depend on besides its notes."""
     from importlib import metadata
 
-    return f"2/{metadata.version('genanki')}/{model.model_id}"
+    return f"3/{metadata.version('genanki')}/{model.model_id}"
 
 
-def _what_note_holds(note: PackagedNote) -> str:
-    """Everything one note's rows hold (its fields by digest, tags, deck and mod), as text."""
-    return "\x1f".join((note.deck, str(note.mod), note.fields_digest, *note.tags))
+def _what_note_holds(note: PackagedNote) -> bytes:
+    """A digest of everything one note's rows hold: its fields, tags, deck and mod."""
+    parts = (note.deck, str(note.mod), note.fields_digest, *note.tags)
+    return hashlib.sha256("\x1f".join(parts).encode()).digest()[:12]
 
 
 class _RowCollector:
