@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
+from anki_genai import identity
 from anki_genai.identity import Candidate, NoteRecord, State, Status, assign_identities
 
 
@@ -62,3 +67,29 @@ def test_fresh_guids_do_not_depend_on_order_or_file() -> None:
     ).assignments
     assert {x.guid for x in first} == {x.guid for x in second}
     assert first[0].guid == second[1].guid
+
+
+def test_state_file_round_trips_every_character(tmp_path: Path) -> None:
+    """Whatever a question or a removed note's fields hold, the state file reads back equal,
+    and a plain JSON reader sees the same records."""
+    awkward = 'q "引号" \\ 反斜杠\n换行\t\u2028\x00 emoji 🦊 </script>'
+    state = identity.State(
+        {
+            "a": identity.NoteRecord("a", awkward, "ans", "dig", 1_700_000_000, "dir/文件.md"),
+            "b": identity.NoteRecord(
+                "b", "已删除？", "x", "y", 1_700_000_001, "f.md", removed=True,
+                deck="父::子", fields=(awkward, "<b>答</b>"), tags=("t::1", "标签"),
+            ),
+        },
+        note_type_digest="nt",
+        note_type_mod=5,
+    )  # fmt: skip
+    path = tmp_path / identity.STATE_FILE_NAME
+    digest = identity.save_state(state, path)
+    assert identity.load_state(path) == state
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    entries = json.loads(path.read_text(encoding="utf-8"))["notes"]
+    assert entries[0]["question"] == awkward
+    assert entries[1]["fields"] == [awkward, "<b>答</b>"] and entries[1]["removed"] is True
+    # one line per note, as git diffs it: a header, two notes, the end, then the last newline
+    assert len(path.read_text(encoding="utf-8").split("\n")) == 5

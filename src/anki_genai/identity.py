@@ -24,8 +24,9 @@ import enum
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO
 
@@ -385,20 +386,22 @@ def state_chunks(state: State) -> Iterator[str]:
     yield json.dumps(header, ensure_ascii=False)[:-1] + ', "notes": [\n'
     for number, guid in enumerate(sorted(state.notes)):
         record = state.notes[guid]
-        entry: dict[str, object] = {
-            "guid": record.guid,
-            "question": record.question,
-            "answer": record.answer,
-            "digest": record.digest,
-            "mod": record.mod,
-            "file": record.file,
-        }
-        if record.removed:
-            entry.update(
-                removed=True, deck=record.deck, fields=list(record.fields), tags=list(record.tags)
-            )
-        yield (",\n" if number else "") + json.dumps(entry, ensure_ascii=False)
+        yield (",\n" if number else "") + _record_json(record)
     yield "\n]}\n"
+
+
+def _record_json(record: NoteRecord, quote: Callable[[str], str] = encode_basestring) -> str:
+    """One note's line: what json.dumps(..., ensure_ascii=False) writes, made a few times
+    faster by quoting each string directly (a large state has 100,000 of these lines)."""
+    line = (
+        f'{{"guid": {quote(record.guid)}, "question": {quote(record.question)}, '
+        f'"answer": {quote(record.answer)}, "digest": {quote(record.digest)}, '
+        f'"mod": {record.mod}, "file": {quote(record.file)}'
+    )
+    if record.removed:
+        rest = {"deck": record.deck, "fields": list(record.fields), "tags": list(record.tags)}
+        line += ', "removed": true, ' + json.dumps(rest, ensure_ascii=False)[1:-1]
+    return line + "}"
 
 
 def save_state(state: State, path: Path) -> str:
