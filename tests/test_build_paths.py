@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -255,3 +256,38 @@ def test_cache_forgets_deleted_files(tmp_path: Path) -> None:
     _build(source, tmp_path / "out" / "deck.apkg")
     entries = list((tmp_path / "out" / CACHE_FILE_NAME / "files").iterdir())
     assert len(entries) == FILES - 1
+
+
+def test_kept_collection_replaced_during_a_build_is_not_patched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If another build into the same folder swaps the kept collection while this one copies
+    it, this build writes a whole new collection rather than patch one it does not know."""
+    source = tmp_path / "source"
+    _write_corpus(source)
+    package = tmp_path / "out" / "deck.apkg"
+    _build(source, package)
+    kept = next((tmp_path / "out" / CACHE_FILE_NAME).rglob("collection.anki2"))
+    real_copyfile = package_module.shutil.copyfile
+    fresh_collections: list[int] = []
+    real_build_collection = package_module._build_collection
+
+    def copy_then_swap(src: Path, dst: Path) -> object:
+        copied = real_copyfile(src, dst)
+        os.utime(kept, ns=(1, 1))  # another build's collection now sits there
+        return copied
+
+    def spy(*args: object) -> object:
+        fresh_collections.append(1)
+        return real_build_collection(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(package_module.shutil, "copyfile", copy_then_swap)
+    monkeypatch.setattr(package_module, "_build_collection", spy)
+    edited = source / "part05.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    _build(source, package)
+    assert fresh_collections == [1]
+    if importlib.util.find_spec("anki") is not None:
+        notes = _notes(package, tmp_path / "anki")
+        assert len(notes) == FILES * 8
+        assert sum("要点五点三" in fields[1] for fields, *_ in notes.values()) == 1

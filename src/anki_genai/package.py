@@ -299,10 +299,16 @@ class _KeptCollection:
     """
 
     def __init__(
-        self, folder: Path, model: genanki.Model, held: dict[str, bytes], ids: dict[str, int]
+        self,
+        folder: Path,
+        model: genanki.Model,
+        stat: list[int],
+        held: dict[str, bytes],
+        ids: dict[str, int],
     ) -> None:
         self.folder = folder
         self.model = model
+        self.stat = stat  # size and mtime of the collection the index describes
         self.held = held  # GUID -> what the note holds (`_what_note_holds`)
         self.ids = ids  # GUID -> note id
 
@@ -312,15 +318,14 @@ class _KeptCollection:
         try:
             if not isinstance(index, dict) or index.get("format") != _kept_format(model):
                 return None
-            stat = os.stat(folder / _KEPT_COLLECTION)
-            if [stat.st_size, stat.st_mtime_ns] != index["stat"]:
+            if _stat(folder / _KEPT_COLLECTION) != index["stat"]:
                 return None
             held, ids = index["held"], index["ids"]
             if not isinstance(held, dict) or not isinstance(ids, dict) or held.keys() != ids.keys():
                 return None
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing or damaged: write a new collection
-        return cls(folder, model, held, ids)
+        return cls(folder, model, index["stat"], held, ids)
 
     def patch(
         self,
@@ -332,6 +337,8 @@ class _KeptCollection:
         """Copy the kept collection to `collection` and bring it to `notes`; None on failure."""
         try:
             shutil.copyfile(self.folder / _KEPT_COLLECTION, collection)
+            if _stat(self.folder / _KEPT_COLLECTION) != self.stat:
+                return None  # replaced meanwhile, by a build into the same folder
             db = sqlite3.connect(collection)
             try:
                 note_ids = self._patch(db, notes, held, note_type_mod)
@@ -388,11 +395,13 @@ class _KeptCollection:
             folder.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 (folder / _KEPT_INDEX).unlink()  # no index: the collection is not trusted
+            # Read before the move, which keeps size and mtime: should another build
+            # into this folder move its own collection in meanwhile, this index won't fit it.
+            stat = _stat(collection)
             os.replace(collection, folder / _KEPT_COLLECTION)
-            stat = os.stat(folder / _KEPT_COLLECTION)
             index = {
                 "format": _kept_format(model),
-                "stat": [stat.st_size, stat.st_mtime_ns],
+                "stat": stat,
                 "held": held,
                 "ids": note_ids,  # the same GUIDs: every note written was given an id
             }
@@ -408,6 +417,11 @@ def _kept_format(model: genanki.Model) -> str:
     from importlib import metadata
 
     return f"3/{metadata.version('genanki')}/{model.model_id}"
+
+
+def _stat(path: Path) -> list[int]:
+    info = os.stat(path)
+    return [info.st_size, info.st_mtime_ns]
 
 
 def _what_note_holds(note: PackagedNote) -> bytes:
