@@ -94,6 +94,7 @@ a { color: #0969da; }
 """
 
 
+@functools.cache  # Pygments builds the rules anew on every call, and a build asks often
 def highlight_css() -> str:
     """Return the Pygments colours for code: a light palette and a night-mode one."""
     from pygments.formatters import HtmlFormatter
