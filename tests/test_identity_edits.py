@@ -291,6 +291,8 @@ def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
     )
     package_before = notes.package.read_bytes()
     state_before = notes.state_file.read_text(encoding="utf-8")
+    outputs = notes.package.parent
+    outputs_before = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in outputs.rglob("*")}
 
     result = notes.build("--dry-run")
 
@@ -307,6 +309,10 @@ def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
     assert lines[-1].startswith("Dry run, nothing written")
     assert notes.package.read_bytes() == package_before
     assert notes.state_file.read_text(encoding="utf-8") == state_before
+    # nor anything beside the package: not even the cache of the edited file
+    assert {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in outputs.rglob("*")} == (
+        outputs_before
+    )
 
 
 @pytest.mark.parametrize(
