@@ -58,6 +58,20 @@ def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return now
 
 
+@pytest.fixture
+def fresh_collections(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the packages written from a new collection rather than by patching the kept one."""
+    written: list[int] = []
+    real_build_collection = package_module._build_collection
+
+    def spy(*args: object) -> object:
+        written.append(1)
+        return real_build_collection(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(package_module, "_build_collection", spy)
+    return written
+
+
 def _build(source: Path, output: Path) -> None:
     result = run_cli("build", source, "-o", output, "-q")
     assert result.exit_code == 0, result.output
@@ -139,21 +153,14 @@ def test_unchanged_rebuild_leaves_the_package_alone(tmp_path: Path) -> None:
 
 
 def test_patched_package_equals_clean_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixed_clock: list[float]
+    tmp_path: Path, fixed_clock: list[float], fresh_collections: list[int]
 ) -> None:
     """Rebuilds that patch the kept collection give the notes a build from scratch gives."""
     pytest.importorskip("anki")
     source = tmp_path / "patched" / "source"
     _write_corpus(source)
     _build(source, tmp_path / "patched" / "out.apkg")
-    fresh_collections: list[int] = []
-    real_build_collection = package_module._build_collection
-
-    def spy(*args: object) -> object:
-        fresh_collections.append(1)
-        return real_build_collection(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(package_module, "_build_collection", spy)
+    fresh_collections.clear()  # the first build has nothing to patch
     edits = [
         ("part01.md", "要点 1.2", "要点一点二"),  # an answer edited
         ("part02.md", "# 题库 2", "# 第二题库"),  # a file moved to another deck
@@ -259,7 +266,7 @@ def test_cache_forgets_deleted_files(tmp_path: Path) -> None:
 
 
 def test_kept_collection_replaced_during_a_build_is_not_patched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_collections: list[int]
 ) -> None:
     """If another build into the same folder swaps the kept collection while this one copies
     it, this build writes a whole new collection rather than patch one it does not know."""
@@ -268,21 +275,15 @@ def test_kept_collection_replaced_during_a_build_is_not_patched(
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
     kept = next((tmp_path / "out" / CACHE_FILE_NAME).rglob("collection.anki2"))
+    fresh_collections.clear()  # the first build has nothing to patch
     real_copyfile = package_module.shutil.copyfile
-    fresh_collections: list[int] = []
-    real_build_collection = package_module._build_collection
 
     def copy_then_swap(src: Path, dst: Path) -> object:
         copied = real_copyfile(src, dst)
         os.utime(kept, ns=(1, 1))  # another build's collection now sits there
         return copied
 
-    def spy(*args: object) -> object:
-        fresh_collections.append(1)
-        return real_build_collection(*args)  # type: ignore[arg-type]
-
     monkeypatch.setattr(package_module.shutil, "copyfile", copy_then_swap)
-    monkeypatch.setattr(package_module, "_build_collection", spy)
     edited = source / "part05.md"
     edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
     _build(source, package)
