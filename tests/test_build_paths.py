@@ -1,4 +1,4 @@
-"""Parallel and cached builds give exactly the notes a clean serial build gives."""
+"""Parallel, cached and patched builds give exactly the notes a clean serial build gives."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import concurrent.futures
 import importlib.util
 import os
 import shutil
+import sqlite3
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -292,3 +295,34 @@ def test_kept_collection_replaced_during_a_build_is_not_patched(
         notes = _notes(package, tmp_path / "anki")
         assert len(notes) == FILES * 8
         assert sum("要点五点三" in fields[1] for fields, *_ in notes.values()) == 1
+
+
+def test_edited_away_text_leaves_the_patched_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_collections: list[int]
+) -> None:
+    """Text edited out of the sources is gone from the package file itself, not only from
+    its notes: a patched collection must not keep it in its free space."""
+    real_connect = sqlite3.connect
+
+    def connect_like_most_platforms(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db = real_connect(*args, **kwargs)
+        db.execute("PRAGMA secure_delete = OFF")  # SQLite's default; Debian builds turn it on
+        return db
+
+    monkeypatch.setattr(package_module.sqlite3, "connect", connect_like_most_platforms)
+    source = tmp_path / "source"
+    _write_corpus(source)
+    edited = source / "part05.md"
+    edited.write_text(
+        edited.read_text(encoding="utf-8").replace("要点 5.3", "机密口令甲乙丙"), "utf-8"
+    )
+    package = tmp_path / "out" / "deck.apkg"
+    _build(source, package)
+    fresh_collections.clear()
+    edited.write_text(edited.read_text(encoding="utf-8").replace("机密口令甲乙丙", "已删"), "utf-8")
+    _build(source, package)
+    assert fresh_collections == []  # patched, not rewritten
+    with zipfile.ZipFile(package) as zf:
+        collection = zf.read("collection.anki2")
+    assert "已删".encode() in collection
+    assert "机密口令甲乙丙".encode() not in collection

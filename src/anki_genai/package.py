@@ -360,6 +360,9 @@ class _KeptCollection:
     ) -> dict[str, int] | None:
         db.execute("PRAGMA journal_mode = OFF")
         db.execute("PRAGMA synchronous = OFF")
+        # Zero what is deleted: an edited-away answer must not linger in free pages of a
+        # package its author may share.
+        db.execute("PRAGMA secure_delete = ON")
         cursor = db.cursor()
         kept = {guid for guid, held in self.held.items() if wanted.get(guid) == held}
         stale = [(note_id,) for guid, note_id in self.ids.items() if guid not in kept]
