@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import pytest
 
+from anki_genai import build as build_module
 from anki_genai.cli import main
 from tests.conftest import AnkiCollection, run_cli
 
@@ -48,6 +49,36 @@ def test_check_reports_every_problem_and_exits_one_on_errors(sources: Path) -> N
         f"{broken}:11: warning: image nope.png not found (looked for {sources / 'nope.png'})",
     ]
     assert result.stderr == "3 files, 2 cards: 2 errors, 1 warning\n"
+
+
+def test_check_reads_the_last_build_cache_and_writes_nothing(
+    sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a build, `check` parses only the files changed since, and reports the same."""
+    monkeypatch.chdir(tmp_path)  # the build writes to, and check reads, ./build
+    (sources / "broken.md").write_text(BROKEN, encoding="utf-8")
+    uncached = run_cli("check", sources)
+    assert run_cli("build", sources).exit_code == 0
+    outputs = {p: p.stat().st_mtime_ns for p in (tmp_path / "build").rglob("*")}
+    parsed: list[str] = []
+    real_parse = build_module.parse_markdown
+
+    def spy(text: str, path: Path, *args: object) -> object:
+        parsed.append(path.name)
+        return real_parse(text, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build_module, "parse_markdown", spy)
+    cached = run_cli("check", sources)
+    assert parsed == []
+    assert (cached.exit_code, cached.stdout, cached.stderr) == (
+        uncached.exit_code,
+        uncached.stdout,
+        uncached.stderr,
+    )
+    (sources / "good.md").write_text(GOOD.replace("传输控制协议", "TCP 协议"), encoding="utf-8")
+    assert run_cli("check", sources).exit_code == 1
+    assert parsed == ["good.md"]
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "build").rglob("*")} == outputs
 
 
 def test_check_strict_turns_warnings_into_errors(sources: Path) -> None:

@@ -148,7 +148,7 @@ def build(
     two leaves the old state, whose GUIDs the next build reuses, so it only resends notes.
     """
     root = source_root(options.sources)
-    package_folder = options.output if options.output.suffix != ".apkg" else options.output.parent
+    package_folder = _package_folder(options)
     _check_output_outside_sources(package_folder, options.sources)
     state_path = root / identity.STATE_FILE_NAME
     guard = (
@@ -156,7 +156,7 @@ def build(
         if options.dry_run
         else build_lock(root / LOCK_FILE_NAME, options.lock_timeout, on_wait)
     )
-    cache = Cache(package_folder / CACHE_FILE_NAME, environment_key())
+    cache = output_cache(options)
     with guard, _without_cyclic_gc():
         sources = read_sources(options)
         if not options.dry_run:
@@ -188,6 +188,15 @@ def build(
         cache.remember_build(inputs, result.package_path, result.summary(), media)
         cache.save()
         return replace(result, written=written)
+
+
+def output_cache(options: BuildOptions) -> Cache:
+    """The cache in the output folder. `check` and `preview` only read it (they never save)."""
+    return Cache(_package_folder(options) / CACHE_FILE_NAME, environment_key())
+
+
+def _package_folder(options: BuildOptions) -> Path:
+    return options.output if options.output.suffix != ".apkg" else options.output.parent
 
 
 def _unchanged_since_last_build(

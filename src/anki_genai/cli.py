@@ -26,6 +26,7 @@ from anki_genai.build import (
     build,
     collect,
     load_config,
+    output_cache,
     source_root,
 )
 from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity
@@ -168,7 +169,8 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
     --strict, any problem). Fit for a pre-commit hook or CI.
     """
     options = _options(ctx, {**params, "skip_unreadable": True})
-    collected = _run(lambda: collect(options))
+    # The last build's cache spares parsing unchanged files; a check never writes it.
+    collected = _run(lambda: collect(options, cache=output_cache(options)))
     problems = collected.diagnostics
     errors = sum(1 for d in problems if d.severity is Severity.ERROR or options.strict)
     if params["as_json"]:
@@ -203,7 +205,7 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
     """Write one self-contained HTML page showing every card as Anki will show it."""
     output: Path = params.pop("output")
     options = _options(ctx, {**params, "skip_unreadable": True})
-    collected = _run(lambda: collect(options))
+    collected = _run(lambda: collect(options, cache=output_cache(options)))
     for diagnostic in collected.diagnostics:
         click.echo(str(diagnostic), err=True)
     _run(lambda: write_preview(collected.cards, output))
@@ -251,7 +253,8 @@ def _options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
         raise click.BadParameter(message, param_hint="--encoding") from None
     return BuildOptions(
         sources=tuple(sources),
-        output=Path(params.get("output", "build")),
+        # check and preview have no package output, but read the cache in the build's
+        output=Path(params.get("output", config.get("output", "build"))),
         deck=params["deck"],
         strict=params.get("strict", False),
         dry_run=params.get("dry_run", False),
