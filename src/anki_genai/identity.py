@@ -169,7 +169,7 @@ def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -
     assignments = []
     for cand, matched in zip(candidates, chosen, strict=True):
         if matched is None:
-            matched = _fresh_guid(cand.question, taken)
+            matched = _fresh_guid(cand.key, taken)
             taken.add(matched)
         previous = records.get(matched)
         renamed = previous is not None and previous.question != cand.question
@@ -265,8 +265,8 @@ def _explicit_guid(explicit_id: str) -> str:
     return _guid("id", explicit_id)
 
 
-def _fresh_guid(question: str, taken: set[str]) -> str:
-    key = normalize_question(question)
+def _fresh_guid(key: str, taken: set[str]) -> str:
+    """A GUID for a new note from its normalised question `key`."""
     guid = _guid("q", key)
     counter = 2
     while guid in taken:
