@@ -182,7 +182,7 @@ def build(
             cache.remember_package(result.package_path, digest)
             if state_changed:
                 state_digest = _write_state(new_state, state_path, result.package_path.parent)
-        assert state_digest is not None
+        assert state_digest is not None  # a missing state file counts as changed: written
         media = sorted({m.path for card in collected.cards for m in card.media})
         inputs = _inputs_digest(options, sources, state_digest)
         cache.remember_build(inputs, result.package_path, result.summary(), media)

@@ -253,7 +253,7 @@ def _options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
         raise click.BadParameter(message, param_hint="--encoding") from None
     return BuildOptions(
         sources=tuple(sources),
-        # check and preview have no package output, but read the cache in the build's
+        # check and preview write no package, but read the cache in the build's output folder
         output=Path(params.get("output", config.get("output", "build"))),
         deck=params["deck"],
         strict=params.get("strict", False),
