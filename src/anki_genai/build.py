@@ -159,8 +159,11 @@ def build(
     cache = output_cache(options)
     with guard, _without_cyclic_gc():
         sources = read_sources(options)
+        state_digest = _file_digest(state_path)  # the lock keeps it so until the build ends
         if not options.dry_run:
-            unchanged = _unchanged_since_last_build(cache, options, sources, state_path)
+            unchanged = _unchanged_since_last_build(
+                cache, options, sources, state_path, state_digest
+            )
             if unchanged is not None and not (options.strict and unchanged.diagnostics):
                 return unchanged
         collected = collect(options, progress, cache, sources)
@@ -171,7 +174,6 @@ def build(
         if options.dry_run:
             return result
         digest = package.content_digest(packaged, new_state.note_type_mod)
-        state_digest = _file_digest(state_path)
         # Compared as data, not as text: a state that says the same is not rewritten.
         state_changed = state_digest is None or new_state != state
         written = state_changed or not cache.package_is_current(result.package_path, digest)
@@ -200,10 +202,13 @@ def _package_folder(options: BuildOptions) -> Path:
 
 
 def _unchanged_since_last_build(
-    cache: Cache, options: BuildOptions, sources: Sources, state_path: Path
+    cache: Cache,
+    options: BuildOptions,
+    sources: Sources,
+    state_path: Path,
+    state_digest: str | None,
 ) -> BuildResult | None:
     """The last build's result, if every input is byte for byte what it was then."""
-    state_digest = _file_digest(state_path)
     if state_digest is None:
         return None
     last = cache.last_build(_inputs_digest(options, sources, state_digest))
