@@ -221,6 +221,8 @@ def test_removed_pair_is_tagged_then_forgotten_on_request(notes: Project) -> Non
     assert "1 removed" in notes.last_output
     assert REMOVED_TAG in notes.anki.tags(guid)
     assert notes.anki.notes()[guid]["Answer"] == "UDP 无连接、不可靠，但开销小。"
+    # its last content was read from the previous package, unpacked beside it and removed
+    assert list(notes.package.parent.glob(".*.tmp")) == []
 
     # After the user deleted the cards in Anki, they forget the tombstone.
     result = run_cli("forget-removed", notes.source)
