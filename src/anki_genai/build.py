@@ -176,6 +176,7 @@ def build(
         digest = package.content_digest(packaged, new_state.note_type_mod)
         # Compared as data, not as text: a state that says the same is not rewritten.
         state_changed = state_digest is None or new_state != state
+        del state  # tens of megabytes for a large collection, not needed while packaging
         written = state_changed or not cache.package_is_current(result.package_path, digest)
         if written:
             _remove_stale_temporary_files(result.package_path.parent)

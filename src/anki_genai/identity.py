@@ -355,7 +355,10 @@ def _state_from_json(data: Mapping[str, object]) -> State:
     if not isinstance(entries, list):
         raise TypeError("notes is not a list")
     notes = {}
-    for entry in entries:
+    for index, entry in enumerate(entries):
+        # Each parsed entry is dropped as its record is made: a large state would otherwise
+        # be held twice over at its peak.
+        entries[index] = None
         record = NoteRecord(
             guid=str(entry["guid"]),
             question=str(entry["question"]),
