@@ -97,7 +97,7 @@ class BuildResult:
     package_path: Path
     state_path: Path
     files: int
-    notes: tuple[PlannedNote, ...]
+    changes: tuple[PlannedNote, ...]  # new, changed, renamed and removed notes; the rest counted
     diagnostics: tuple[Diagnostic, ...]
     written: bool
     counts: Counter[Status] = field(default_factory=Counter)
@@ -441,62 +441,55 @@ def _plan(
     package_path = output_path(options, collected.root, {c.deck for c in cards})
     tombstones = _tombstones(plan, package_path)
     newly_removed = set(plan.newly_removed)
-    notes = tuple(
-        PlannedNote(card, a.guid, a.mod, a.status, a.previous_question)
-        for card, a in zip(cards, plan.assignments, strict=True)
-    ) + tuple(
-        PlannedNote(
-            None,
-            r.guid,
-            r.mod,
-            Status.REMOVED if r.guid in newly_removed else Status.UNCHANGED,
-            previous_question=r.question,
-            removed_deck=r.deck,
-        )
-        for r in tombstones
+    new_state = identity.updated_state(
+        candidates, plan, tombstones, note_type_digest, note_type_mod
     )
-    counts = Counter(n.status for n in notes if n.card is not None)
-    counts[Status.REMOVED] = len(newly_removed)
+    # Matching's working objects go before the packaged notes are made: at 100,000 notes
+    # they are what tips a build over 300 MB.
+    del candidates
+    counts: Counter[Status] = Counter()
     deck_counts: dict[str, Counter[Status]] = {}
-    for note in notes:
-        if note.card is not None or note.status is Status.REMOVED:
-            deck_counts.setdefault(note.deck, Counter())[note.status] += 1
+    changes: list[PlannedNote] = []
+    packaged: list[package.PackagedNote] = []
+    for card, a in zip(cards, plan.assignments, strict=True):
+        counts[a.status] += 1
+        deck_counts.setdefault(card.deck, Counter())[a.status] += 1
+        if a.status is not Status.UNCHANGED:
+            changes.append(PlannedNote(card, a.guid, a.mod, a.status, a.previous_question))
+        digest = f"{card.digest}:{card.location.line}"
+        packaged.append(
+            package.PackagedNote(
+                a.guid, card.deck, card.fields, digest, card.tags, a.mod, card.media
+            )
+        )
+    del plan
+    for r in tombstones:
+        if r.guid in newly_removed:
+            changes.append(
+                PlannedNote(None, r.guid, r.mod, Status.REMOVED, r.question, removed_deck=r.deck)
+            )
+            deck_counts.setdefault(r.deck, Counter())[Status.REMOVED] += 1
+        packaged.append(
+            package.PackagedNote(
+                r.guid,
+                r.deck,
+                functools.partial(_five, r.fields),
+                hashlib.sha256("\x1f".join(r.fields).encode()).hexdigest(),
+                (*r.tags, identity.REMOVED_TAG),
+                r.mod,
+            )
+        )
+    counts[Status.REMOVED] = len(newly_removed)
     result = BuildResult(
         package_path,
         state_path,
         len(collected.files),
-        notes,
+        tuple(changes),
         collected.diagnostics,
         False,
         counts,
         note_count=len(cards),
         deck_counts=deck_counts,
-    )
-    packaged = [
-        package.PackagedNote(
-            n.guid,
-            n.card.deck,
-            n.card.fields,
-            f"{n.card.digest}:{n.card.location.line}",
-            n.card.tags,
-            n.mod,
-            n.card.media,
-        )
-        for n in notes
-        if n.card is not None
-    ] + [
-        package.PackagedNote(
-            r.guid,
-            r.deck,
-            functools.partial(_five, r.fields),
-            hashlib.sha256("\x1f".join(r.fields).encode()).hexdigest(),
-            (*r.tags, identity.REMOVED_TAG),
-            r.mod,
-        )
-        for r in tombstones
-    ]
-    new_state = identity.updated_state(
-        candidates, plan, tombstones, note_type_digest, note_type_mod
     )
     return result, packaged, new_state
 

@@ -331,7 +331,7 @@ def _result_json(result: BuildResult) -> dict[str, object]:
         "decks": {deck: counts(c) for deck, c in sorted(result.deck_counts.items())},
         "renamed": [
             {"source": n.card.source, "from": n.previous_question, "to": n.card.question_text}
-            for n in result.notes
+            for n in result.changes
             if n.card is not None and n.status is Status.RENAMED
         ],
         "diagnostics": [_diagnostic_json(d) for d in result.diagnostics],
@@ -348,7 +348,7 @@ def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, object]:
 
 
 def _print_plan(result: BuildResult) -> None:
-    for note in result.notes:
+    for note in result.changes:
         if note.status is Status.UNCHANGED:
             continue
         if note.card is None:
