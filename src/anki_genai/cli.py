@@ -349,8 +349,6 @@ def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, object]:
 
 def _print_plan(result: BuildResult) -> None:
     for note in result.changes:
-        if note.status is Status.UNCHANGED:
-            continue
         if note.card is None:
             click.echo(f"removed    {note.previous_question}")
         elif note.status is Status.RENAMED:
