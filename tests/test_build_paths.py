@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import importlib
 import importlib.util
 import os
 import shutil
@@ -140,6 +141,31 @@ def test_cached_rebuild_equals_clean_build(
     clean = _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
     assert cached == clean
     assert sum(1 for _, mod, _, _ in cached.values() if mod == int(fixed_clock[0])) == 1
+
+
+@pytest.mark.parametrize("module_name", ["markdown_it", "mdit_py_plugins", "pygments", "nh3"])
+def test_upgrading_a_renderer_library_rebuilds_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module_name: str
+) -> None:
+    """A new version of a library that shapes the HTML may render differently: no cached
+    file is trusted after an upgrade."""
+    source = tmp_path / "source"
+    _write_corpus(source)
+    _build(source, tmp_path / "out.apkg")
+    parsed: list[Path] = []
+    real_parse = build_module.parse_markdown
+
+    def spy(text: str, path: Path, *args: object) -> object:
+        parsed.append(path)
+        return real_parse(text, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build_module, "parse_markdown", spy)
+    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    _build(source, tmp_path / "out.apkg")
+    assert parsed == []
+    monkeypatch.setattr(importlib.import_module(module_name), "__version__", "999.0", raising=False)
+    _build(source, tmp_path / "out.apkg")
+    assert len(parsed) == FILES
 
 
 def test_unchanged_rebuild_leaves_the_package_alone(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ import json
 import marshal
 import os
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -41,13 +40,16 @@ class FileResult:
 
 def environment_key() -> str:
     """The tool versions that decide what a card's HTML looks like."""
-    versions = [__version__, str(_FORMAT)]
-    for package in ("markdown-it-py", "mdit-py-plugins", "pygments", "nh3"):
-        try:
-            versions.append(metadata.version(package))
-        except metadata.PackageNotFoundError:
-            versions.append("?")
-    return "/".join(versions)
+    # The packages' own version attributes, not importlib.metadata: importing that alone
+    # takes 20 ms, a tenth of a rebuild that finds nothing changed.
+    import markdown_it
+    import mdit_py_plugins
+    import nh3
+    import pygments
+
+    nh3_version = str(getattr(nh3, "__version__", "?"))  # not in nh3's type stubs
+    versions = (markdown_it.__version__, mdit_py_plugins.__version__, pygments.__version__)
+    return "/".join((__version__, str(_FORMAT), *versions, nh3_version))
 
 
 def file_key(data: bytes, options_key: str) -> str:

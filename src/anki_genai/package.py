@@ -418,9 +418,9 @@ _KEPT_INDEX = "collection.index"
 
 def _kept_format(model: genanki.Model) -> str:
     """What the rows of a kept collection depend on besides its notes."""
-    from importlib import metadata
+    import genanki
 
-    return f"3/{metadata.version('genanki')}/{model.model_id}"
+    return f"3/{genanki.__version__}/{model.model_id}"
 
 
 def _stat(path: Path) -> list[int]:
