@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from anki_genai import build as build_module
-from anki_genai import identity
+from anki_genai import deflate, identity
 from anki_genai import package as package_module
 from anki_genai.cache import CACHE_FILE_NAME
 from tests.conftest import AnkiCollection, run_cli
@@ -224,6 +224,66 @@ def test_patched_package_equals_clean_build(
     assert forgotten == {guid: note for guid, note in clean.items() if "removed" not in note[2]}
 
 
+def test_rebuild_copies_the_unchanged_part_of_the_deflated_collection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixed_clock: list[float]
+) -> None:
+    """After a small edit, most of the collection's deflated bytes are copied from the last
+    package rather than deflated again, and Anki still gets what a clean build gives it."""
+    pytest.importorskip("anki")
+    monkeypatch.setattr(deflate, "SEGMENT_SIZE", 4096)  # so that this small deck spans many
+    source = tmp_path / "reused" / "source"
+    _write_corpus(source)
+    _build(source, tmp_path / "reused" / "out.apkg")
+    deflated: list[bytes] = []
+    real_deflate = deflate._deflate
+
+    def counting_deflate(data: bytes, key: bytes) -> tuple[bytes, bytes]:
+        deflated.append(key)
+        return real_deflate(data, key)
+
+    monkeypatch.setattr(deflate, "_deflate", counting_deflate)
+    edited = source / "part05.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    fixed_clock[0] += 100
+    _build(source, tmp_path / "reused" / "out.apkg")
+    kept = next((tmp_path / "reused" / CACHE_FILE_NAME).rglob("collection.anki2"))
+    segments = -(-kept.stat().st_size // 4096)
+    assert 0 < len(deflated) < segments / 2
+
+    shutil.copytree(source, tmp_path / "clean" / "source")
+    _build(tmp_path / "clean" / "source", tmp_path / "clean" / "out.apkg")
+    reused = _notes(tmp_path / "reused" / "out.apkg", tmp_path / "anki-reused")
+    assert reused == _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
+
+
+def test_kept_segments_damaged_in_place_are_not_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept deflated segments that rotted without their size or time changing are deflated
+    again: the package never carries bytes that do not match its collection."""
+    monkeypatch.setattr(deflate, "SEGMENT_SIZE", 4096)
+    source = tmp_path / "source"
+    _write_corpus(source)
+    package = tmp_path / "out" / "deck.apkg"
+    _build(source, package)
+    kept = next((tmp_path / "out" / CACHE_FILE_NAME).rglob("collection.deflate"))
+    times = kept.stat()
+    data = bytearray(kept.read_bytes())
+    for offset in range(0, len(data), 997):
+        data[offset] ^= 0x55
+    kept.write_bytes(bytes(data))
+    os.utime(kept, ns=(times.st_atime_ns, times.st_mtime_ns))
+    edited = source / "part05.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    _build(source, package)
+    with zipfile.ZipFile(package) as zf:
+        assert zf.testzip() is None
+    if importlib.util.find_spec("anki") is not None:
+        notes = _notes(package, tmp_path / "anki")
+        assert len(notes) == FILES * 8
+        assert sum("要点五点三" in fields[1] for fields, *_ in notes.values()) == 1
+
+
 def _flip_middle_byte(data: bytes) -> bytes:
     middle = len(data) // 2
     return data[:middle] + bytes([data[middle] ^ 0x55]) + data[middle + 1 :]
@@ -249,8 +309,8 @@ def test_damaged_cache_is_rebuilt_not_an_error(
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
     parts = [p for p in (tmp_path / "out" / CACHE_FILE_NAME).rglob("*") if p.is_file()]
-    # an entry per source file, the index, the kept collection and its index
-    assert len(parts) == FILES + 3
+    # an entry per source file, the index, the kept collection, its index and its segments
+    assert len(parts) == FILES + 4
     for part in parts:
         part.write_bytes(damage(part.read_bytes()))
     package.unlink()

@@ -12,16 +12,19 @@ import shutil
 import sqlite3
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from anki_genai import deflate
 from anki_genai.atomic import atomic_write
 from anki_genai.cache import read_checked, write_checked
 from anki_genai.media import MediaFile
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     import genanki
 
 # ---------------------------------------------------------------------------------------------
@@ -181,9 +184,9 @@ def write_package(
     path.parent.mkdir(parents=True, exist_ok=True)
     # The collection is built in a temporary file beside the package, not in memory: a
     # large deck would otherwise be held three times (database, its copy, the zip buffer).
-    fd, collection_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    collection = Path(collection_name)
+    collection = _temporary_file(path.parent, f".{path.name}.")
+    segments: Path | None = None  # where this package's deflated segments are recorded
+    record: IO[bytes] | None = None
     try:
         held = {note.guid: _what_note_holds(note) for note in notes}
         kept = _KeptCollection.load(keep, model) if keep is not None else None
@@ -192,14 +195,45 @@ def write_package(
             note_ids = _build_collection(collection, model, notes, note_type_mod)
         media = {file.name: file for note in notes for file in note.media}
         shipped = sorted(media.values(), key=lambda f: f.name)
-        atomic_write(
-            path, functools.partial(_write_zip, collection=collection, media=shipped), binary=True
-        )
+        with contextlib.ExitStack() as open_files:
+            if keep is not None:
+                with contextlib.suppress(OSError):  # without it, the next package deflates all
+                    keep.mkdir(parents=True, exist_ok=True)
+                    segments = _temporary_file(keep, ".collection.deflate.")
+                    record = open_files.enter_context(segments.open("wb"))
+            deflater = deflate.SegmentedDeflater(
+                record,
+                open_files.enter_context(kept.open_segments()) if kept else None,
+                kept.segments if kept else None,
+                _deflate_pool(open_files, collection.stat().st_size),
+            )
+            write = functools.partial(
+                _write_zip, collection=collection, media=shipped, deflater=deflater
+            )
+            atomic_write(path, write, binary=True)
         if keep is not None:
-            _KeptCollection.keep(keep, model, collection, held, note_ids)
+            recorded = (segments, deflater.segments) if segments and deflater.recorded else None
+            _KeptCollection.keep(keep, model, collection, held, note_ids, recorded)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            collection.unlink()
+        for leftover in (collection, segments):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
+
+
+def _deflate_pool(open_files: contextlib.ExitStack, size: int) -> Executor | None:
+    """Threads to deflate a collection of `size` bytes on every core, if it is worth it."""
+    if (os.cpu_count() or 1) < 2 or size < 4 * deflate.SEGMENT_SIZE:
+        return None
+    from concurrent.futures import ThreadPoolExecutor  # only for a large enough package
+
+    threads = min(os.cpu_count() or 1, deflate.THREADS)
+    return open_files.enter_context(ThreadPoolExecutor(threads))
+
+
+def _temporary_file(folder: Path, prefix: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
+    os.close(fd)
+    return Path(name)
 
 
 def _build_collection(
@@ -306,12 +340,14 @@ class _KeptCollection:
         stat: list[int],
         held: dict[str, bytes],
         ids: dict[str, int],
+        segments: dict[bytes, deflate.Segment],
     ) -> None:
         self.folder = folder
         self.model = model
         self.stat = stat  # size and mtime of the collection the index describes
         self.held = held  # GUID -> what the note holds (`_what_note_holds`)
         self.ids = ids  # GUID -> note id
+        self.segments = segments  # the collection's deflated segments, by content
 
     @classmethod
     def load(cls, folder: Path, model: genanki.Model) -> _KeptCollection | None:
@@ -326,7 +362,18 @@ class _KeptCollection:
                 return None
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing or damaged: write a new collection
-        return cls(folder, model, index["stat"], held, ids)
+        return cls(folder, model, index["stat"], held, ids, _kept_segments(folder, index))
+
+    @contextlib.contextmanager
+    def open_segments(self) -> Iterator[IO[bytes] | None]:
+        """The kept segments file, open for reading; None if it is gone."""
+        try:
+            handle = (self.folder / _KEPT_SEGMENTS).open("rb")
+        except OSError:
+            yield None
+            return
+        with handle:
+            yield handle
 
     def patch(
         self,
@@ -393,8 +440,10 @@ class _KeptCollection:
         collection: Path,
         held: dict[str, bytes],
         note_ids: dict[str, int],
+        recorded: tuple[Path, dict[bytes, deflate.Segment]] | None,
     ) -> None:
-        """Keep `collection` (moved, not copied) for the next package; best effort."""
+        """Keep `collection` (moved, not copied) for the next package, and the segments
+        `recorded` as its package deflated them; best effort."""
         with contextlib.suppress(OSError):
             folder.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
@@ -403,17 +452,38 @@ class _KeptCollection:
             # into this folder move its own collection in meanwhile, this index won't fit it.
             stat = _stat(collection)
             os.replace(collection, folder / _KEPT_COLLECTION)
-            index = {
+            index: dict[str, object] = {
                 "format": _kept_format(model),
                 "stat": stat,
                 "held": held,
                 "ids": note_ids,  # the same GUIDs: every note written was given an id
             }
+            if recorded is not None:
+                segments_file, segments = recorded
+                index["segments_stat"] = _stat(segments_file)
+                os.replace(segments_file, folder / _KEPT_SEGMENTS)
+                index["segments"] = {k: [s.offset, s.length, s.digest] for k, s in segments.items()}
             write_checked(folder / _KEPT_INDEX, index)
+
+
+def _kept_segments(folder: Path, index: dict[str, object]) -> dict[bytes, deflate.Segment]:
+    """The kept segments the index describes, if the file is as it was written."""
+    try:
+        if _stat(folder / _KEPT_SEGMENTS) != index.get("segments_stat"):
+            return {}
+        entries = index["segments"]
+        if not isinstance(entries, dict):
+            return {}
+        return {
+            bytes(k): deflate.Segment(int(o), int(n), bytes(d)) for k, (o, n, d) in entries.items()
+        }
+    except (OSError, KeyError, TypeError, ValueError):
+        return {}
 
 
 _KEPT_COLLECTION = "collection.anki2"
 _KEPT_INDEX = "collection.index"
+_KEPT_SEGMENTS = "collection.deflate"
 
 
 def _kept_format(model: genanki.Model) -> str:
@@ -515,10 +585,24 @@ def _read_notes(collection: Path, guids: set[str]) -> dict[str, PackagedContent]
     }
 
 
-def _write_zip(handle: IO[bytes], collection: Path, media: Sequence[MediaFile]) -> None:
+def _write_zip(
+    handle: IO[bytes],
+    collection: Path,
+    media: Sequence[MediaFile],
+    deflater: deflate.SegmentedDeflater,
+) -> None:
     # Level 1: nearly the size of the default level, in a third of the time.
     with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        zf.write(collection, "collection.anki2")
+        info = zipfile.ZipInfo.from_file(collection, "collection.anki2")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with zf.open(info, "w") as member:
+            # zipfile has no public way to take deflated data, but its member writer calls
+            # nothing of its compressor but compress() and flush(). Should that writer
+            # change, the member is simply deflated whole, as zipfile would.
+            if hasattr(member, "_compressor"):
+                member._compressor = deflater
+            for segment in deflate.read_segments(collection):
+                member.write(segment)
         zf.writestr("media", json.dumps({str(i): f.name for i, f in enumerate(media)}))
         for index, file in enumerate(media):
             zf.write(file.path, str(index))

@@ -1,0 +1,134 @@
+"""Deflate the package's collection in independent segments, which the next package reuses.
+
+A rebuild after a small edit changes a few pages of the collection, yet zipping it again
+cost more than anything else such a rebuild did (0.2 s at 10,000 notes, 2 s at 100,000).
+Here the collection is deflated in segments that each start afresh, as pigz does: the
+segments together are one ordinary deflate stream, an unchanged segment compresses to the
+same bytes, and those bytes are copied from the last package's instead of deflated again.
+Segments that must be deflated are spread over the cores (zlib releases the GIL).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import zlib
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+SEGMENT_SIZE = 256 * 1024  # about 1 in 10 segments changes when one file of 50 is edited
+_LEVEL = 1  # nearly the size of the default level, in a third of the time
+_FINAL_BLOCK = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15).flush()  # empty, marked last
+THREADS = 4  # at most; each deflates one segment at a time
+_PENDING = 2 * THREADS  # segments in flight at once: bounds the memory they take
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Where one deflated segment lies in a segments file, and what it holds."""
+
+    offset: int
+    length: int
+    digest: bytes  # of the deflated bytes, checked before they are reused
+
+
+def _digest(data: bytes) -> bytes:
+    # SHA-256 rather than BLAKE2: processors' SHA extensions make it three times faster here.
+    return hashlib.sha256(data).digest()[:16]
+
+
+class SegmentedDeflater:
+    """Stands in for zipfile's compressor of one member; feed it whole segments.
+
+    Each segment is deflated on its own, or copied from `previous` (the last package's
+    segments file) when `reusable` knows its content. With `record`, every segment is also
+    written there, for the next package to reuse; `segments` then says where each went.
+    """
+
+    def __init__(
+        self,
+        record: IO[bytes] | None = None,
+        previous: IO[bytes] | None = None,
+        reusable: Mapping[bytes, Segment] | None = None,
+        pool: Executor | None = None,
+    ) -> None:
+        self._record = record
+        self._previous = previous
+        self._reusable = reusable or {}
+        self._pool = pool
+        self._pending: collections.deque[Future[tuple[bytes, bytes]]] = collections.deque()
+        self.segments: dict[bytes, Segment] = {}
+        self.reused = 0
+
+    def compress(self, data: bytes) -> bytes:
+        key = _digest(data)
+        deflated = self._reuse(key)
+        if deflated is not None:
+            self.reused += 1
+            self._pending.append(_done((key, deflated)))
+        elif self._pool is not None:
+            self._pending.append(self._pool.submit(_deflate, data, key))
+        else:
+            self._pending.append(_done(_deflate(data, key)))
+        return self._drain(_PENDING)
+
+    def flush(self) -> bytes:
+        return self._drain(0) + _FINAL_BLOCK
+
+    def _drain(self, limit: int) -> bytes:
+        """The oldest segments, in order, until at most `limit` are still in flight."""
+        out = []
+        while self._pending and (len(self._pending) > limit or self._pending[0].done()):
+            key, deflated = self._pending.popleft().result()
+            if self._record is not None and key not in self.segments:
+                self._keep_record(key, deflated)
+            out.append(deflated)
+        return b"".join(out)
+
+    @property
+    def recorded(self) -> bool:
+        """Whether every segment went to `record` (writing it is best effort)."""
+        return self._record is not None
+
+    def _keep_record(self, key: bytes, deflated: bytes) -> None:
+        assert self._record is not None
+        digest = _digest(deflated)
+        try:
+            self.segments[key] = Segment(self._record.tell(), len(deflated), digest)
+            self._record.write(deflated)
+        except OSError:
+            self._record = None  # only the next package is slower
+            self.segments.clear()
+
+    def _reuse(self, key: bytes) -> bytes | None:
+        segment = self._reusable.get(key)
+        if segment is None or self._previous is None:
+            return None
+        self._previous.seek(segment.offset)
+        deflated = self._previous.read(segment.length)
+        if _digest(deflated) != segment.digest:
+            return None  # damaged since: deflate it again
+        return deflated
+
+
+def _done(result: tuple[bytes, bytes]) -> Future[tuple[bytes, bytes]]:
+    future: Future[tuple[bytes, bytes]] = Future()
+    future.set_result(result)
+    return future
+
+
+def _deflate(data: bytes, key: bytes) -> tuple[bytes, bytes]:
+    # A fresh compressor per segment, ended by a sync flush (byte-aligned, not final): any
+    # run of such segments, then the final block, is a complete deflate stream.
+    compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)
+    return key, compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+def read_segments(path: Path) -> Iterator[bytes]:
+    """The file at `path` in segments, as SegmentedDeflater wants them."""
+    with path.open("rb") as handle:
+        while data := handle.read(SEGMENT_SIZE):
+            yield data
