@@ -330,8 +330,17 @@ def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
             '{"format": "anki-genai state", "version": 1, "notes": []}',
             "the state file is damaged (entry 'note_type' is missing)",
         ),
+        (
+            '{"format": "anki-genai state", "version": 1, "note_type": 5, "notes": []}',
+            "the state file is damaged (an entry is malformed)",
+        ),
+        (
+            '{"format": "anki-genai state", "version": 1, "note_type": {"digest": "", "mod": 0},'
+            ' "notes": [{"guid": "abc", "question": "Q?"}]}',
+            "the state file is damaged (entry 'answer' is missing)",
+        ),
     ],
-    ids=["newer-version", "truncated", "foreign", "entry-missing"],
+    ids=["newer-version", "truncated", "foreign", "entry-missing", "note-type", "note-field"],
 )
 def test_unreadable_state_stops_the_build(notes: Project, content: str, message: str) -> None:
     """A state file of another version, truncated or foreign, stops the build; it is never reset."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from anki_genai import identity
 from anki_genai.identity import Candidate, NoteRecord, State, Status, assign_identities
@@ -93,3 +96,43 @@ def test_state_file_round_trips_every_character(tmp_path: Path) -> None:
     assert entries[1]["fields"] == [awkward, "<b>答</b>"] and entries[1]["removed"] is True
     # one line per note, as git diffs it: a header, two notes, the end, then the last newline
     assert len(path.read_text(encoding="utf-8").split("\n")) == 5
+
+
+@pytest.mark.parametrize(
+    ("layout", "read_whole"),
+    [("as written", False), ("crlf", False), ("indented", True), ("one line", True)],
+)
+@pytest.mark.parametrize("notes", [2, 0])
+def test_state_file_reads_back_however_it_is_laid_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, read_whole: bool, notes: int
+) -> None:
+    """A state file re-indented by an editor or merge tool, or checked out with CRLF line
+    ends, is the same state. The file as written is read a line at a time, never whole."""
+    records = {
+        "a": identity.NoteRecord("a", "问题？", "ans", "dig", 1_700_000_000, "f.md"),
+        "b": identity.NoteRecord(
+            "b", "删了", "x", "y", 1, "f.md", removed=True, deck="d", fields=("答",), tags=("t",)
+        ),
+    }
+    state = identity.State(dict(list(records.items())[:notes]), "nt", 5)
+    path = tmp_path / identity.STATE_FILE_NAME
+    identity.save_state(state, path)
+    text = path.read_text(encoding="utf-8")
+    if layout == "crlf":
+        path.write_bytes(text.replace("\n", "\r\n").encode())
+    elif layout != "as written":
+        data = json.loads(text)
+        path.write_text(
+            json.dumps(data, ensure_ascii=False, indent=2 if layout == "indented" else None),
+            "utf-8",
+        )
+    whole_reads: list[Path] = []
+    real_read_whole = identity._state_from_text
+
+    def spy(path: Path, known: Any) -> identity.State:
+        whole_reads.append(path)
+        return real_read_whole(path, known)
+
+    monkeypatch.setattr(identity, "_state_from_text", spy)
+    assert identity.load_state(path) == state
+    assert bool(whole_reads) == read_whole

@@ -167,7 +167,7 @@ def build(
             if unchanged is not None and not (options.strict and unchanged.diagnostics):
                 return unchanged
         collected = collect(options, progress, cache, sources)
-        state = identity.load_state(state_path)
+        state = identity.load_state(state_path, _card_strings(collected.cards))
         result, packaged, new_state = _plan(collected, state, state_path, options)
         if options.strict and result.diagnostics:
             raise StrictModeError(result.diagnostics)
@@ -191,6 +191,15 @@ def build(
         cache.remember_build(inputs, result.package_path, result.summary(), media)
         cache.save()
         return replace(result, written=written)
+
+
+def _card_strings(cards: Sequence[Card]) -> dict[str, str]:
+    """The strings of `cards` that the state also holds, each under its own value."""
+    strings: dict[str, str] = {}
+    for card in cards:
+        for text in (card.question_text, card.answer_digest, card.digest, card.source_file):
+            strings[text] = text
+    return strings
 
 
 def output_cache(options: BuildOptions) -> Cache:

@@ -16,7 +16,7 @@ import marshal
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from anki_genai import __version__
 from anki_genai.atomic import atomic_write
@@ -213,9 +213,12 @@ def write_checked(path: Path, content: dict[str, Any]) -> None:
     """
     payload = marshal.dumps(content, 4)
     checksum = hashlib.sha256(payload).digest()[:_CHECKSUM_SIZE]
-    atomic_write(
-        path, lambda handle: handle.write(_MAGIC + checksum + payload), binary=True, durable=False
-    )
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(_MAGIC + checksum)
+        handle.write(payload)  # not joined to the header: a large index is not copied
+
+    atomic_write(path, write, binary=True, durable=False)
 
 
 def read_checked(path: Path) -> object:

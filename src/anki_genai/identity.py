@@ -24,11 +24,11 @@ import enum
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from anki_genai.atomic import atomic_write
 from anki_genai.errors import StateError
@@ -312,25 +312,92 @@ def drop_tombstones(state: State) -> tuple[State, int]:
 # --- the state file ---------------------------------------------------------------------------
 
 
-def load_state(path: Path) -> State:
-    """Read the state file at `path`; a missing file is an empty state, a bad one an error."""
+def load_state(path: Path, known: Mapping[str, str] | None = None) -> State:
+    """Read the state file at `path`; a missing file is an empty state, a bad one an error.
+
+    Strings equal to one in `known` are that string, not a copy: most of a large state's
+    questions and digests are those of cards already in memory.
+    """
+    known = known or {}
     try:
-        raw = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as handle:
+            state = _state_from_lines(handle, known)
     except FileNotFoundError:
         return State()
     except OSError as exc:
         raise StateError(f"{path}: cannot read the state file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        state = None  # reported below, as for any damage
+    return state if state is not None else _state_from_text(path, known)
+
+
+_NOTES_START = ', "notes": [\n'  # how the header line, written by state_chunks, ends
+_NOTES_END = "]}\n"
+
+
+def _state_from_lines(lines: Iterable[str], known: Mapping[str, str]) -> State | None:
+    """The state, read a line at a time as `state_chunks` writes it; None if it is laid
+    out otherwise (edited by hand, say), or damaged: `_state_from_text` then reads it.
+
+    A line at a time, because the whole text of a large state would cost a build tens of
+    megabytes more at its peak.
+    """
+    decode = json.JSONDecoder(object_hook=lambda entry: _note_or_object(entry, known)).decode
+    it = iter(lines)
+    header_line = next(it, "")
+    if not header_line.endswith(_NOTES_START):
+        return None
+    try:
+        header = json.loads(header_line.removesuffix(_NOTES_START) + "}")
+        note_type = header["note_type"]
+        if header["format"] != STATE_FORMAT or header["version"] != STATE_VERSION:
+            return None
+        digest, mod = str(note_type["digest"]), int(note_type["mod"])
+        notes: dict[str, NoteRecord] = {}
+        more = None  # whether the last note's line promised another (a trailing comma)
+        for line in it:
+            if line == "\n" and more is None:
+                continue  # the empty line of a state without notes
+            if line == _NOTES_END and not more:
+                return State(notes, digest, mod) if next(it, None) is None else None
+            more = line.endswith(",\n")
+            record = decode(line.removesuffix(",\n"))
+            if not isinstance(record, NoteRecord):
+                return None
+            notes[record.guid] = record
+    except (ValueError, KeyError, TypeError):
+        return None
+    return None  # no end: truncated
+
+
+def _state_from_text(path: Path, known: Mapping[str, str]) -> State:
+    """The state from the whole text of its file, or an error that says what is wrong."""
     restore = (
         "Restore it from version control (git checkout -- FILE) or from the backup in the "
         "output folder. Do not delete it: without it every note would get a new identity "
         "and Anki would duplicate your cards."
     )
+
+    def damaged(exc: Exception) -> StateError:
+        problem = (
+            f"entry {exc} is missing" if isinstance(exc, KeyError) else "an entry is malformed"
+        )
+        return StateError(f"{path}: the state file is damaged ({problem}). {restore}")
+
     try:
-        data = json.loads(raw)
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read the state file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise StateError(f"{path}: the state file is damaged (not UTF-8). {restore}") from None
+    try:
+        data = json.loads(raw, object_hook=lambda entry: _note_or_object(entry, known))
     except json.JSONDecodeError as exc:
         raise StateError(
             f"{path}:{exc.lineno}: the state file is damaged ({exc.msg}). {restore}"
         ) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise damaged(exc) from None
     if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
         raise StateError(f"{path}: this is not an anki-genai state file. {restore}")
     version = data.get("version")
@@ -342,35 +409,47 @@ def load_state(path: Path) -> State:
     try:
         return _state_from_json(data)
     except (KeyError, TypeError, ValueError) as exc:
-        problem = (
-            f"entry {exc} is missing" if isinstance(exc, KeyError) else "an entry is malformed"
-        )
-        raise StateError(f"{path}: the state file is damaged ({problem}). {restore}") from None
+        raise damaged(exc) from None
+
+
+def _note_or_object(entry: dict[str, Any], known: Mapping[str, str]) -> object:
+    # Each note becomes its record as soon as it is decoded: a large state would otherwise
+    # be held as parsed JSON and as records at once.
+    return _record_from_json(entry, known) if "guid" in entry else entry
+
+
+def _record_from_json(entry: Mapping[str, Any], known: Mapping[str, str]) -> NoteRecord:
+    question, answer, digest, file = (
+        str(entry["question"]),
+        str(entry["answer"]),
+        str(entry["digest"]),
+        str(entry["file"]),
+    )
+    return NoteRecord(
+        guid=str(entry["guid"]),
+        question=known.get(question, question),
+        answer=known.get(answer, answer),
+        digest=known.get(digest, digest),
+        mod=int(entry["mod"]),
+        file=known.get(file, file),
+        removed=bool(entry.get("removed", False)),
+        deck=str(entry.get("deck", "")),
+        fields=tuple(str(f) for f in entry.get("fields", ())),
+        tags=tuple(str(t) for t in entry.get("tags", ())),
+    )
 
 
 def _state_from_json(data: Mapping[str, object]) -> State:
     note_type = data["note_type"]
-    assert isinstance(note_type, dict)
+    if not isinstance(note_type, dict):
+        raise TypeError("note_type is not an object")
     entries = data["notes"]
     if not isinstance(entries, list):
         raise TypeError("notes is not a list")
     notes = {}
-    for index, entry in enumerate(entries):
-        # Each parsed entry is dropped as its record is made: a large state would otherwise
-        # be held twice over at its peak.
-        entries[index] = None
-        record = NoteRecord(
-            guid=str(entry["guid"]),
-            question=str(entry["question"]),
-            answer=str(entry["answer"]),
-            digest=str(entry["digest"]),
-            mod=int(entry["mod"]),
-            file=str(entry["file"]),
-            removed=bool(entry.get("removed", False)),
-            deck=str(entry.get("deck", "")),
-            fields=tuple(str(f) for f in entry.get("fields", ())),
-            tags=tuple(str(t) for t in entry.get("tags", ())),
-        )
+    for record in entries:
+        if not isinstance(record, NoteRecord):
+            raise KeyError("guid")
         notes[record.guid] = record
     return State(notes, str(note_type["digest"]), int(note_type["mod"]))
 
