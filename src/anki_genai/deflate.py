@@ -14,10 +14,12 @@ import collections
 import hashlib
 import zlib
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Union
+
+if TYPE_CHECKING:  # concurrent.futures is slow to import, and only a large package needs it
+    from concurrent.futures import Executor, Future
 
 SEGMENT_SIZE = 256 * 1024  # about 1 in 10 segments changes when one file of 50 is edited
 _LEVEL = 1  # nearly the size of the default level, in a third of the time
@@ -59,7 +61,7 @@ class SegmentedDeflater:
         self._previous = previous
         self._reusable = reusable or {}
         self._pool = pool
-        self._pending: collections.deque[Future[tuple[bytes, bytes]]] = collections.deque()
+        self._pending: collections.deque[_Deflated] = collections.deque()
         self.segments: dict[bytes, Segment] = {}
         self.reused = 0
 
@@ -68,11 +70,11 @@ class SegmentedDeflater:
         deflated = self._reuse(key)
         if deflated is not None:
             self.reused += 1
-            self._pending.append(_done((key, deflated)))
+            self._pending.append((key, deflated))
         elif self._pool is not None:
             self._pending.append(self._pool.submit(_deflate, data, key))
         else:
-            self._pending.append(_done(_deflate(data, key)))
+            self._pending.append(_deflate(data, key))
         return self._drain(_PENDING)
 
     def flush(self) -> bytes:
@@ -81,8 +83,9 @@ class SegmentedDeflater:
     def _drain(self, limit: int) -> bytes:
         """The oldest segments, in order, until at most `limit` are still in flight."""
         out = []
-        while self._pending and (len(self._pending) > limit or self._pending[0].done()):
-            key, deflated = self._pending.popleft().result()
+        while self._pending and (len(self._pending) > limit or _ready(self._pending[0])):
+            item = self._pending.popleft()
+            key, deflated = item if isinstance(item, tuple) else item.result()
             if self._record is not None and key not in self.segments:
                 self._keep_record(key, deflated)
             out.append(deflated)
@@ -114,10 +117,11 @@ class SegmentedDeflater:
         return deflated
 
 
-def _done(result: tuple[bytes, bytes]) -> Future[tuple[bytes, bytes]]:
-    future: Future[tuple[bytes, bytes]] = Future()
-    future.set_result(result)
-    return future
+_Deflated = Union[tuple[bytes, bytes], "Future[tuple[bytes, bytes]]"]  # (key, deflated bytes)
+
+
+def _ready(item: _Deflated) -> bool:
+    return isinstance(item, tuple) or item.done()
 
 
 def _deflate(data: bytes, key: bytes) -> tuple[bytes, bytes]:
