@@ -5,10 +5,11 @@
 
 For each size it generates a deterministic corpus (50 notes per file; question ~40
 characters, answer 300-600 with lists; 10% code, 5% tables, 5% math), then times a cold
-build (no state, no cache), a rebuild with nothing changed, and a rebuild after editing
-one file, each scenario `--runs` times (the median is shown). Wall time and the build
-process's peak RSS come from os.wait4. Last, it times markdown-it-py alone parsing the 10k
-corpus on one core: the floor under any cold build.
+build (no state, no cache), a rebuild with nothing changed, a rebuild after editing one
+file, and a cold build with the state file in place (a fresh clone: no cache), each
+scenario `--runs` times (the median is shown). Wall time and the build process's peak RSS
+come from os.wait4. Last, it times markdown-it-py alone parsing the 10k corpus on one core:
+the floor under any cold build.
 """
 
 from __future__ import annotations
@@ -152,6 +153,9 @@ def bench(notes: int, workdir: Path, runs: int) -> list[tuple[str, int, float, f
         shutil.rmtree(output.parent, ignore_errors=True)
         (source / "anki-genai-state.json").unlink(missing_ok=True)
 
+    def fresh_clone(_: int) -> None:
+        shutil.rmtree(output.parent, ignore_errors=True)  # the state file stays
+
     def edit_one_file(run: int) -> None:
         edited = files[(len(files) // 2 + run * 7) % len(files)]
         text = edited.read_text(encoding="utf-8")
@@ -164,6 +168,7 @@ def bench(notes: int, workdir: Path, runs: int) -> list[tuple[str, int, float, f
         ("cold build", notes, *median_run(runs, from_scratch, build)),
         ("rebuild, nothing changed", notes, *median_run(runs, lambda _: None, build)),
         ("rebuild, one file edited", notes, *median_run(runs, edit_one_file, build)),
+        ("cold build with state", notes, *median_run(runs, fresh_clone, build)),
     ]
     shutil.rmtree(source)
     shutil.rmtree(output.parent)
