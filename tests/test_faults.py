@@ -279,6 +279,30 @@ def test_unreadable_file_is_named(tmp_path: Path, target: str) -> None:
     assert f"{source / 'loop.md'}:1: error: cannot read the file" in result.stderr
 
 
+def test_unreadable_folder_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder among the sources that cannot be listed stops the build: it is named, with
+    what to do, and nothing is written (its notes would otherwise count as removed)."""
+    source = tmp_path / "source"
+    (source / "private").mkdir(parents=True)
+    (source / "good.md").write_text(SIMPLE, encoding="utf-8")
+    real_scandir = os.scandir
+
+    def scandir(path: object) -> object:
+        if str(path).endswith("private"):  # as chmod 000 does, which root would ignore
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = run_cli("build", source, "-o", tmp_path / "build")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: {source / 'private'}: cannot read the folder: Permission denied;"
+    )
+    assert "Traceback" not in result.output + result.stderr
+    assert not (tmp_path / "build").exists()
+    assert not (source / STATE_FILE_NAME).exists()
+
+
 def test_symlinked_folder_loop_does_not_hang(tmp_path: Path) -> None:
     """A folder symlink pointing at its parent is not followed."""
     source = tmp_path / "source"

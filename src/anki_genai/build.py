@@ -726,7 +726,11 @@ def find_sources(sources: Sequence[Path]) -> list[Path]:
 
 def _walk_markdown(folder: Path) -> Iterator[Path]:
     def unreadable(error: OSError) -> None:
-        raise SourceError(f"cannot read the folder: {error.strerror}", Path(error.filename))
+        raise SourceError(
+            f"cannot read the folder: {error.strerror}; allow reading it, or name only the "
+            "folders to build",
+            Path(error.filename),
+        )
 
     # Symlinked folders are not followed, so a link loop cannot make the walk endless.
     for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
