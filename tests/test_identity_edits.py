@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -229,6 +230,27 @@ def test_removed_pair_is_tagged_then_forgotten_on_request(notes: Project) -> Non
     assert result.exit_code == 0
     assert "Forgot 1 removed note(s)" in result.output
     assert guid not in notes.state_file.read_text(encoding="utf-8")
+    again = notes.rebuild_and_import()
+    assert (again.new, again.updated) == (0, 0)
+
+
+def test_pair_removed_after_the_build_folder_was_deleted(notes: Project) -> None:
+    """With the last package gone (a fresh clone, a cleaned build folder), a removed pair's
+    last content is unknown: its note still arrives tagged, with its question and a word
+    that it was removed, and keeps its GUID, deck and review history."""
+    guid = notes.guids["UDP 与 TCP 的主要区别是什么？"]
+    text = (notes.source / "network.md").read_text(encoding="utf-8")
+    shutil.rmtree(notes.package.parent)
+    notes.edit("network.md", text[text.index("## 2. UDP") : text.index("## 3. HTTP")], "")
+    log = notes.rebuild_and_import()
+    assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
+    assert "1 removed" in notes.last_output
+    note = notes.anki.notes()[guid]
+    assert note["Question"] == "UDP 与 TCP 的主要区别是什么？"
+    assert note["Answer"] == "(removed from the Markdown sources)"
+    assert REMOVED_TAG in notes.anki.tags(guid)
+    assert notes.anki.history() == notes.history
+    assert len(notes.anki.notes()) == 3
     again = notes.rebuild_and_import()
     assert (again.new, again.updated) == (0, 0)
 
