@@ -8,6 +8,7 @@ import importlib.util
 import os
 import shutil
 import sqlite3
+import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +17,12 @@ from typing import Any
 import pytest
 
 from anki_genai import build as build_module
+from anki_genai import cache as cache_module
 from anki_genai import deflate, identity
 from anki_genai import package as package_module
+from anki_genai.build import BuildMemo, BuildOptions
 from anki_genai.cache import CACHE_FILE_NAME
+from anki_genai.identity import Status
 from tests.conftest import AnkiCollection, run_cli
 
 FILES = 12
@@ -166,6 +170,81 @@ def test_upgrading_a_renderer_library_rebuilds_every_file(
     monkeypatch.setattr(importlib.import_module(module_name), "__version__", "999.0", raising=False)
     _build(source, tmp_path / "out.apkg")
     assert len(parsed) == FILES
+
+
+def test_watching_process_rebuilds_from_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixed_clock: list[float]
+) -> None:
+    """`build --watch` keeps every file's cards and the state between builds: after an edit
+    it reads neither from disk again, and Anki gets what a clean build gives it."""
+    pytest.importorskip("anki")
+    source = tmp_path / "watched" / "source"
+    _write_corpus(source)
+    options = BuildOptions(sources=(source,), output=tmp_path / "watched" / "out.apkg")
+    memo = BuildMemo()
+    build_module.build(options, memo=memo)
+    reads: list[Path] = []
+    real_read_checked = cache_module.read_checked
+    real_load_state = identity.load_state
+
+    def reading_entry(path: Path) -> object:
+        reads.append(path)
+        return real_read_checked(path)
+
+    def loading_state(path: Path, known: Any = None) -> identity.State:
+        reads.append(path)
+        return real_load_state(path, known)
+
+    monkeypatch.setattr(cache_module, "read_checked", reading_entry)
+    monkeypatch.setattr(identity, "load_state", loading_state)
+    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    edited = source / "part05.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    fixed_clock[0] += 100
+    build_module.build(options, memo=memo)
+    # Only the edited file's entry, where another build might have left its new cards.
+    assert [p.parent.name for p in reads] == ["files"]
+
+    shutil.copytree(source, tmp_path / "clean" / "source")
+    _build(tmp_path / "clean" / "source", tmp_path / "clean" / "out.apkg")
+    watched = _notes(tmp_path / "watched" / "out.apkg", tmp_path / "anki-watched")
+    assert watched == _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
+
+
+def test_watching_process_reads_a_state_changed_behind_its_back(tmp_path: Path) -> None:
+    """If the state file changes between two builds of a watching process (forget-removed
+    in another terminal, a git checkout), the next build reads it again."""
+    source = tmp_path / "source"
+    _write_corpus(source)
+    package = tmp_path / "out.apkg"
+    options = BuildOptions(sources=(source,), output=package)
+    memo = BuildMemo()
+    build_module.build(options, memo=memo)
+    (source / "part04.md").unlink()
+    removed = build_module.build(options, memo=memo)
+    assert removed.counts[Status.REMOVED] == 8
+    assert run_cli("forget-removed", source).exit_code == 0
+    edited = source / "part05.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    build_module.build(options, memo=memo)
+    with zipfile.ZipFile(package) as zf, tempfile.TemporaryDirectory() as unpacked:
+        db = sqlite3.connect(zf.extract("collection.anki2", unpacked))
+        (notes,) = db.execute("SELECT count(*) FROM notes").fetchone()
+        db.close()
+    assert notes == (FILES - 1) * 8  # the forgotten tombstones are no longer sent
+
+
+def test_watching_process_notices_an_edited_image(tmp_path: Path) -> None:
+    """An image saved between two builds of a watching process changes its note."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "a.png").write_bytes(b"\x89PNG\r\n\x1a\none")
+    (source / "n.md").write_text("**题目：** 图？\n\n**答案：** ![图](a.png)\n", encoding="utf-8")
+    options = BuildOptions(sources=(source,), output=tmp_path / "out.apkg")
+    memo = BuildMemo()
+    build_module.build(options, memo=memo)
+    (source / "a.png").write_bytes(b"\x89PNG\r\n\x1a\ntwo")
+    assert build_module.build(options, memo=memo).counts[Status.CHANGED] == 1
 
 
 def test_unchanged_rebuild_leaves_the_package_alone(tmp_path: Path) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from tests.browser import measured, run_page
 from tests.conftest import REFERENCE, REPO, run_cli
@@ -61,45 +65,103 @@ def test_preview_night_mode_and_search_in_a_real_browser(project: Path) -> None:
     assert 0 < int(measured(dom, "shown")) < 30
 
 
-def _read_until(stream: object, text: str, timeout: float) -> str:
-    """Read lines from a child's stdout until one contains `text`."""
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        line = stream.readline()  # type: ignore[attr-defined]
-        if not line:
-            time.sleep(0.05)
-            continue
-        seen.append(line)
-        if text in line:
-            return line
-    raise AssertionError(f"never saw {text!r}; got {seen!r}")
+class _Output:
+    """A child's output stream, read by a thread: waiting for a line times out, never hangs."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put(None)  # the end
+
+    def until(self, text: str, timeout: float = 60) -> str:
+        """The next line holding `text`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                raise AssertionError(f"never saw {text!r}; got {self.seen!r}")
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def rest(self, timeout: float = 30) -> str:
+        """Everything up to the end of the stream."""
+        with contextlib.suppress(AssertionError):
+            self.until("\0never printed\0", timeout)
+        return "".join(self.seen)
 
 
-def test_watch_rebuilds_on_save_and_stops_cleanly_on_ctrl_c(project: Path) -> None:
-    """`build --watch` rebuilds after a file is saved and exits 0 on Ctrl-C."""
+def _watch(project: Path) -> tuple[subprocess.Popen[str], _Output, _Output]:
     command = [sys.executable, "-m", "anki_genai", "build", project / "source"]
     command += ["-o", project / "build", "--watch"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     child = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
+    assert child.stdout is not None and child.stderr is not None
+    return child, _Output(child.stdout), _Output(child.stderr)
+
+
+def _stop(child: subprocess.Popen[str], stdout: _Output, stderr: _Output) -> str:
+    """Ctrl-C the watching child; return all it wrote to stderr."""
+    child.send_signal(signal.SIGINT)
     try:
-        first = _read_until(child.stdout, "Wrote", 60)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        stdout.rest()
+        errors = stderr.rest()
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+    return errors
+
+
+def test_watch_rebuilds_on_save_and_stops_cleanly_on_ctrl_c(project: Path) -> None:
+    """`build --watch` rebuilds after a file is saved and exits 0 on Ctrl-C."""
+    child, stdout, stderr = _watch(project)
+    try:
+        first = stdout.until("Wrote")
         assert "30 new" in first
         time.sleep(0.5)  # let the watcher settle before the edit
         source = project / "source" / REFERENCE.name
         source.write_text(
             source.read_text(encoding="utf-8").replace("逼真的图像", "逼真的图片"), "utf-8"
         )
-        second = _read_until(child.stdout, "Wrote", 60)
+        second = stdout.until("Wrote")
         assert "2 changed, 28 unchanged" in second  # the phrase is in two answers
-        child.send_signal(signal.SIGINT)
-        _, stderr = child.communicate(timeout=30)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
+        errors = _stop(child, stdout, stderr)
     assert child.returncode == 0
-    assert "Stopped watching." in stderr
-    assert "Traceback" not in stderr
+    assert "Stopped watching." in errors
+    assert "Traceback" not in errors
+
+
+def test_watch_follows_edits_to_the_settings_file(project: Path) -> None:
+    """While watching, a broken anki-genai.toml is reported and watching goes on; once it is
+    fixed, the next build uses the new settings."""
+    settings = project / "source" / "anki-genai.toml"
+    child, stdout, stderr = _watch(project)
+    try:
+        stdout.until("Wrote")
+        time.sleep(0.5)  # let the watcher settle before the edit
+        settings.write_text('colour = "blue"\n', encoding="utf-8")
+        error = stderr.until("unknown setting 'colour'")
+        assert error.startswith(f"Error: {settings}")
+        settings.write_text('deck = "复习"\n', encoding="utf-8")
+        rebuilt = stdout.until("Wrote")
+        assert f"{project / 'build' / '复习.apkg'}: 1 file, 30 notes" in rebuilt
+    finally:
+        errors = _stop(child, stdout, stderr)
+    assert child.returncode == 0
+    assert "Traceback" not in errors

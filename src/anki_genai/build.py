@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anki_genai import identity, package
-from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, environment_key, file_key
+from anki_genai.cache import (
+    CACHE_FILE_NAME,
+    Cache,
+    FileResult,
+    RememberedFile,
+    environment_key,
+    file_key,
+)
 from anki_genai.cards import Card, make_cards
 from anki_genai.errors import (
     AnkiGenaiError,
@@ -136,10 +143,21 @@ class BuildResult:
         )
 
 
+@dataclass
+class BuildMemo:
+    """What a process that builds again and again (`build --watch`) keeps between builds:
+    every file's cards and the state last read or written, so that a rebuild after an edit
+    reads neither from disk again. Both are looked up by content, as the cache is."""
+
+    files: dict[str, RememberedFile] = field(default_factory=dict)
+    state: tuple[str, State] | None = None  # the state file's digest, and what it holds
+
+
 def build(
     options: BuildOptions,
     on_wait: Callable[[], None] = lambda: None,
     progress: Callable[[int, int], None] | None = None,
+    memo: BuildMemo | None = None,
 ) -> BuildResult:
     """Build the package for `options.sources`, updating the state file beside them.
 
@@ -156,7 +174,7 @@ def build(
         if options.dry_run
         else build_lock(root / LOCK_FILE_NAME, options.lock_timeout, on_wait)
     )
-    cache = output_cache(options)
+    cache = output_cache(options, memo.files if memo is not None else None)
     with guard, _without_cyclic_gc():
         sources = read_sources(options)
         state_digest = _file_digest(state_path)  # the lock keeps it so until the build ends
@@ -167,9 +185,14 @@ def build(
             if unchanged is not None and not (options.strict and unchanged.diagnostics):
                 return unchanged
         collected = collect(options, progress, cache, sources)
-        known = _card_strings(collected.cards) if state_digest is not None else None
-        state = identity.load_state(state_path, known)
-        del known  # about 10 MB at 100,000 notes, not needed while packaging
+        if memo is not None and memo.state is not None and memo.state[0] == state_digest:
+            state = memo.state[1]
+        else:
+            known = _card_strings(collected.cards) if state_digest is not None else None
+            state = identity.load_state(state_path, known)
+            del known  # about 10 MB at 100,000 notes, not needed while packaging
+        if memo is not None:
+            memo.state = None  # let the old state go while packaging, as below
         result, packaged, new_state = _plan(collected, state, state_path, options)
         if options.strict and result.diagnostics:
             raise StrictModeError(result.diagnostics)
@@ -192,6 +215,8 @@ def build(
         inputs = _inputs_digest(options, sources, state_digest)
         cache.remember_build(inputs, result.package_path, result.summary(), media)
         cache.save()
+        if memo is not None:
+            memo.state = (state_digest, new_state)
         return replace(result, written=written)
 
 
@@ -204,9 +229,9 @@ def _card_strings(cards: Sequence[Card]) -> dict[str, str]:
     return strings
 
 
-def output_cache(options: BuildOptions) -> Cache:
+def output_cache(options: BuildOptions, memory: dict[str, RememberedFile] | None = None) -> Cache:
     """The cache in the output folder. `check` and `preview` only read it (they never save)."""
-    return Cache(_package_folder(options) / CACHE_FILE_NAME, environment_key())
+    return Cache(_package_folder(options) / CACHE_FILE_NAME, environment_key(), memory)
 
 
 def _package_folder(options: BuildOptions) -> Path:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import marshal
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
@@ -36,6 +37,15 @@ class FileResult:
 
     cards: tuple[Card, ...]
     diagnostics: tuple[Diagnostic, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RememberedFile:
+    """A file's result kept in memory between builds of one process (`build --watch`)."""
+
+    key: str
+    result: FileResult
+    media: tuple[tuple[str, int, int], ...]  # each image's path, size and mtime
 
 
 def environment_key() -> str:
@@ -63,9 +73,17 @@ class Cache:
     when that file is looked up (an unchanged rebuild reads none).
     """
 
-    def __init__(self, folder: Path | None, environment: str) -> None:
+    def __init__(
+        self,
+        folder: Path | None,
+        environment: str,
+        memory: dict[str, RememberedFile] | None = None,
+    ) -> None:
         self.folder = folder
         self.environment = environment
+        # Results by relative path, kept by a process that builds again and again: they are
+        # looked up first, and every result read or made goes there too.
+        self._memory = memory
         self.package: dict[str, object] = {}
         self.last: dict[str, Any] = {}
         self._fresh: dict[str, tuple[str, FileResult]] = {}  # relative -> (key, result)
@@ -95,25 +113,42 @@ class Cache:
         return entry
 
     def get(self, relative: str, key: str) -> FileResult | None:
+        remembered = self._memory.get(relative) if self._memory is not None else None
+        if remembered is not None and remembered.key == key and _all_unchanged(remembered.media):
+            return remembered.result
         entry = self._read_entry(relative)
         if entry.get("relative") != relative or entry.get("key") != key:
             return None
         try:
-            if not all(_unchanged(Path(p), s, m) for p, s, m in entry["media"]):
+            media = tuple((str(p), int(s), int(m)) for p, s, m in entry["media"])
+            if not _all_unchanged(media):
                 return None
             path = Path(str(entry["path"]))
             cards = tuple(_card_from_list(c, path) for c in entry["cards"])
             problems = tuple(Diagnostic.from_list(d) for d in entry["diagnostics"])
         except (KeyError, TypeError, ValueError, OSError):
             return None
-        return FileResult(cards, problems)
+        result = FileResult(cards, problems)
+        if self._memory is not None:
+            self._memory[relative] = RememberedFile(key, result, media)
+        return result
 
     def put(self, relative: str, key: str, result: FileResult) -> None:
         self._fresh[relative] = (key, result)
+        if self._memory is not None:
+            try:
+                media = tuple(_stat(p) for p in _media_paths(result))
+            except OSError:  # an image gone since: the next build reads the file again
+                self._memory.pop(relative, None)
+                return
+            self._memory[relative] = RememberedFile(key, result, media)
 
     def keep_only(self, relatives: set[str]) -> None:
-        """Forget the files that are no longer among the sources (when saving)."""
+        """Forget the files that are no longer among the sources (the cache's on saving)."""
         self._keep = relatives
+        if self._memory is not None:
+            for gone in self._memory.keys() - relatives:
+                del self._memory[gone]
 
     def package_is_current(self, path: Path, digest: str) -> bool:
         """True when the package at `path` is the one last written with content `digest`."""
@@ -152,7 +187,7 @@ class Cache:
             package_path = Path(str(last["package"]))
             if not self.package_is_current(package_path, str(self.package.get("digest"))):
                 return None
-            if not all(_unchanged(Path(p), s, m) for p, s, m in last["media"]):
+            if not _all_unchanged(last["media"]):
                 return None
             summary = last["summary"]
         except (KeyError, TypeError, ValueError):
@@ -193,12 +228,11 @@ def _entry_name(relative: str) -> str:
 
 
 def _entry(key: str, result: FileResult) -> dict[str, object]:
-    media = {file.path for card in result.cards for file in card.media}
     paths = {card.location.path for card in result.cards}
     return {
         "key": key,
         "path": str(paths.pop()) if len(paths) == 1 else "",
-        "media": [_stat(p) for p in sorted(media)],
+        "media": [_stat(p) for p in _media_paths(result)],
         "cards": [_card_to_list(c) for c in result.cards],
         "diagnostics": [d.to_list() for d in result.diagnostics],
     }
@@ -250,6 +284,14 @@ def _dump_json(content: object, handle: TextIO) -> None:
 def _stat(path: Path) -> tuple[str, int, int]:
     info = os.stat(path)
     return str(path), info.st_size, info.st_mtime_ns
+
+
+def _media_paths(result: FileResult) -> list[Path]:
+    return sorted({file.path for card in result.cards for file in card.media})
+
+
+def _all_unchanged(media: Iterable[tuple[str, int, int]]) -> bool:
+    return all(_unchanged(Path(p), s, m) for p, s, m in media)
 
 
 def _unchanged(path: Path, size: int, mtime_ns: int) -> bool:

@@ -21,6 +21,7 @@ from click.core import ParameterSource
 
 from anki_genai import __version__, identity
 from anki_genai.build import (
+    BuildMemo,
     BuildOptions,
     BuildResult,
     build,
@@ -132,26 +133,37 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
     Also updates anki-genai-state.json beside the sources, which keeps each note's identity
     between builds: commit it with your notes.
     """
-    options = _options(ctx, params)
+    options = _options(ctx, dict(params))
     quiet, as_json = params["quiet"], params["as_json"]
+    # A watching process keeps every file's cards and the state between builds.
+    memo = BuildMemo() if params["watch"] else None
 
     def waiting() -> None:
         if not quiet:
             click.echo("Another build of these sources is running; waiting...", err=True)
 
-    def once() -> BuildResult | None:
+    def once(options: BuildOptions) -> BuildResult | None:
         try:
             with _progress(quiet or as_json) as progress:
-                result = build(options, on_wait=waiting, progress=progress)
+                result = build(options, on_wait=waiting, progress=progress, memo=memo)
         except AnkiGenaiError as exc:
             _report_error(exc)
             return None
         _report(result, quiet=quiet, as_json=as_json, dry_run=options.dry_run)
         return result
 
-    result = once()
+    def again() -> None:
+        """A rebuild while watching: anki-genai.toml may have been edited too."""
+        try:
+            once(_options(ctx, dict(params)))
+        except click.ClickException as exc:
+            exc.show()
+        except SystemExit:
+            pass  # the configuration's error is reported; keep watching for its fix
+
+    result = once(options)
     if params["watch"]:
-        _watch(options, once, quiet)
+        _watch(options, again, quiet)
         return
     if result is None:
         raise SystemExit(1)
