@@ -80,6 +80,21 @@ def fresh_collections(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return written
 
 
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The files that builds parse, in order (in this process: no worker processes)."""
+    files: list[Path] = []
+    real_parse = build_module.parse_markdown
+
+    def spy(text: str, path: Path, *args: object) -> object:
+        files.append(path)
+        return real_parse(text, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build_module, "parse_markdown", spy)
+    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    return files
+
+
 def _build(source: Path, output: Path) -> None:
     result = run_cli("build", source, "-o", output, "-q")
     assert result.exit_code == 0, result.output
@@ -114,7 +129,7 @@ def test_parallel_build_equals_serial_build(
 
 
 def test_cached_rebuild_equals_clean_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixed_clock: list[float]
+    tmp_path: Path, fixed_clock: list[float], parsed: list[Path]
 ) -> None:
     """A rebuild that reuses cached files gives the notes a build from scratch gives."""
     pytest.importorskip("anki")
@@ -125,16 +140,7 @@ def test_cached_rebuild_equals_clean_build(
     edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
     # The clean build starts from the same sources and state, with no cache.
     shutil.copytree(source, tmp_path / "clean" / "source")
-
-    parsed: list[Path] = []
-    real_parse = build_module.parse_markdown
-
-    def spy(text: str, path: Path, *args: object) -> object:
-        parsed.append(path)
-        return real_parse(text, path, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(build_module, "parse_markdown", spy)
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    parsed.clear()
     fixed_clock[0] += 100
     _build(source, tmp_path / "cached" / "out.apkg")
     assert [p.name for p in parsed] == ["part05.md"]
@@ -149,22 +155,14 @@ def test_cached_rebuild_equals_clean_build(
 
 @pytest.mark.parametrize("module_name", ["markdown_it", "mdit_py_plugins", "pygments", "nh3"])
 def test_upgrading_a_renderer_library_rebuilds_every_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module_name: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module_name: str, parsed: list[Path]
 ) -> None:
     """A new version of a library that shapes the HTML may render differently: no cached
     file is trusted after an upgrade."""
     source = tmp_path / "source"
     _write_corpus(source)
     _build(source, tmp_path / "out.apkg")
-    parsed: list[Path] = []
-    real_parse = build_module.parse_markdown
-
-    def spy(text: str, path: Path, *args: object) -> object:
-        parsed.append(path)
-        return real_parse(text, path, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(build_module, "parse_markdown", spy)
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    parsed.clear()
     _build(source, tmp_path / "out.apkg")
     assert parsed == []
     monkeypatch.setattr(importlib.import_module(module_name), "__version__", "999.0", raising=False)
