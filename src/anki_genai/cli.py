@@ -155,11 +155,14 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
     def again() -> None:
         """A rebuild while watching: anki-genai.toml may have been edited too."""
         try:
-            once(_options(ctx, dict(params)))
+            options = _merged_options(ctx, dict(params))
+        except AnkiGenaiError as exc:
+            _report_error(exc)  # and keep watching for the fix
+            return
         except click.ClickException as exc:
             exc.show()
-        except SystemExit:
-            pass  # the configuration's error is reported; keep watching for its fix
+            return
+        once(options)
 
     result = once(options)
     if params["watch"]:
@@ -252,9 +255,13 @@ def forget_removed_command(sources: tuple[Path, ...]) -> None:
 
 
 def _options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
-    """Merge the command line over anki-genai.toml over the defaults."""
+    """Merge the command line over anki-genai.toml over the defaults; exit on a bad setting."""
+    return _run(lambda: _merged_options(ctx, params))
+
+
+def _merged_options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
     sources = params["sources"] or (Path("source"),)
-    config = _run(lambda: load_config(source_root(sources)))
+    config = load_config(source_root(sources))
     for name, value in config.items():
         if name in params and ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
             params[name] = value
