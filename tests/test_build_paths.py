@@ -41,6 +41,12 @@ def _write_corpus(folder: Path) -> None:
         (folder / f"part{f:02d}.md").write_text("\n".join(parts), encoding="utf-8")
 
 
+def _edit_one_answer(source: Path) -> None:
+    """Edit one answer in part05.md: the edited text reads 要点五点三."""
+    edited = source / "part05.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+
+
 def _notes(package: Path, collection_dir: Path) -> dict[str, tuple[tuple[str, ...], int, str, str]]:
     """What Anki holds after importing `package`: fields, mod, tags and deck by GUID."""
     collection_dir.mkdir()
@@ -136,8 +142,7 @@ def test_cached_rebuild_equals_clean_build(
     source = tmp_path / "cached" / "source"
     _write_corpus(source)
     _build(source, tmp_path / "cached" / "out.apkg")
-    edited = source / "part05.md"
-    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    _edit_one_answer(source)
     # The clean build starts from the same sources and state, with no cache.
     shutil.copytree(source, tmp_path / "clean" / "source")
     parsed.clear()
@@ -196,8 +201,7 @@ def test_watching_process_rebuilds_from_memory(
     monkeypatch.setattr(cache_module, "read_checked", reading_entry)
     monkeypatch.setattr(identity, "load_state", loading_state)
     monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
-    edited = source / "part05.md"
-    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    _edit_one_answer(source)
     fixed_clock[0] += 100
     build_module.build(options, memo=memo)
     # Only the edited file's entry, where another build might have left its new cards.
@@ -222,8 +226,7 @@ def test_watching_process_reads_a_state_changed_behind_its_back(tmp_path: Path) 
     removed = build_module.build(options, memo=memo)
     assert removed.counts[Status.REMOVED] == 8
     assert run_cli("forget-removed", source).exit_code == 0
-    edited = source / "part05.md"
-    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    _edit_one_answer(source)
     build_module.build(options, memo=memo)
     with zipfile.ZipFile(package) as zf, tempfile.TemporaryDirectory() as unpacked:
         db = sqlite3.connect(zf.extract("collection.anki2", unpacked))
@@ -319,8 +322,7 @@ def test_rebuild_copies_the_unchanged_part_of_the_deflated_collection(
         return real_deflate(data, key)
 
     monkeypatch.setattr(deflate, "_deflate", counting_deflate)
-    edited = source / "part05.md"
-    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    _edit_one_answer(source)
     fixed_clock[0] += 100
     _build(source, tmp_path / "reused" / "out.apkg")
     kept = next((tmp_path / "reused" / CACHE_FILE_NAME).rglob("collection.anki2"))
@@ -350,8 +352,7 @@ def test_kept_segments_damaged_in_place_are_not_reused(
         data[offset] ^= 0x55
     kept.write_bytes(bytes(data))
     os.utime(kept, ns=(times.st_atime_ns, times.st_mtime_ns))
-    edited = source / "part05.md"
-    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    _edit_one_answer(source)
     _build(source, package)
     with zipfile.ZipFile(package) as zf:
         assert zf.testzip() is None
@@ -391,8 +392,7 @@ def test_damaged_cache_is_rebuilt_not_an_error(
     for part in parts:
         part.write_bytes(damage(part.read_bytes()))
     package.unlink()
-    edited = source / "part05.md"
-    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    _edit_one_answer(source)
     result = run_cli("build", source, "-o", package)
     assert result.exit_code == 0
     assert "0 new, 1 changed, 95 unchanged" in result.stdout
@@ -450,8 +450,7 @@ def test_kept_collection_replaced_during_a_build_is_not_patched(
         return copied
 
     monkeypatch.setattr(package_module.shutil, "copyfile", copy_then_swap)
-    edited = source / "part05.md"
-    edited.write_text(edited.read_text(encoding="utf-8").replace("要点 5.3", "要点五点三"), "utf-8")
+    _edit_one_answer(source)
     _build(source, package)
     assert fresh_collections == [1]
     if importlib.util.find_spec("anki") is not None:
