@@ -170,14 +170,22 @@ def test_config_file_supplies_options_and_the_command_line_wins(
     assert json.loads(second.stdout)["package"] == str(tmp_path / "cli.apkg")
 
 
-def test_bad_config_file_is_named(sources: Path) -> None:
-    """An unknown setting in anki-genai.toml stops with the file and the known settings."""
-    (sources / "anki-genai.toml").write_text('colour = "red"\n', "utf-8")
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ('colour = "red"', "unknown setting 'colour'; known settings: answer_words, deck,"),
+        ('layout = "table"', "layout must be one of markers, headings, bold"),
+        ('encoding = "klingon"', "unknown encoding 'klingon'; use one Python knows, e.g."),
+        ("strict = 1", "strict must be a bool"),
+    ],
+    ids=["unknown", "layout", "encoding", "type"],
+)
+def test_bad_config_file_is_named(sources: Path, setting: str, message: str) -> None:
+    """A bad setting in anki-genai.toml stops with the file and what is wrong with it."""
+    (sources / "anki-genai.toml").write_text(setting + "\n", "utf-8")
     result = run_cli("build", sources)
     assert result.exit_code == 1
-    assert result.stderr.startswith(
-        f"Error: {sources / 'anki-genai.toml'}: unknown setting 'colour'"
-    )
+    assert result.stderr.startswith(f"Error: {sources / 'anki-genai.toml'}: {message}")
 
 
 def test_layout_option_reads_heading_documents(tmp_path: Path) -> None:

@@ -722,6 +722,14 @@ def load_config(root: Path) -> dict[str, object]:
             raise ConfigError(f"{path}: {key} must be a {expected.__name__}")
     if "layout" in data and data["layout"] not in {layout.value for layout in Layout}:
         raise ConfigError(f"{path}: layout must be one of markers, headings, bold")
+    if "encoding" in data:
+        try:
+            codecs.lookup(data["encoding"])
+        except LookupError:
+            raise ConfigError(
+                f"{path}: unknown encoding {data['encoding']!r}; use one Python knows, "
+                "e.g. utf-8 or gbk"
+            ) from None
     return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
