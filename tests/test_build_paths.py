@@ -175,6 +175,39 @@ def test_upgrading_a_renderer_library_rebuilds_every_file(
     assert len(parsed) == FILES
 
 
+def test_cache_changed_under_a_running_build_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cards keep their HTML in the cache until packaging. Should that cache change
+    meanwhile (another build into the same folder), the build stops with what to do,
+    and the last package and state stay as they were."""
+    source = tmp_path / "source"
+    _write_corpus(source)
+    package = tmp_path / "out" / "deck.apkg"
+    _build(source, package)
+    before = package.read_bytes(), (source / identity.STATE_FILE_NAME).read_bytes()
+    real_plan = build_module._plan
+
+    def plan_then_another_build(*args: Any) -> Any:
+        planned = real_plan(*args)
+        for entry in (tmp_path / "out" / CACHE_FILE_NAME / "files").iterdir():
+            entry.write_bytes(entry.read_bytes() + b"another build's")  # no longer checks out
+        return planned
+
+    monkeypatch.setattr(build_module, "_plan", plan_then_another_build)
+    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    (tmp_path / "out" / CACHE_FILE_NAME / "collection" / "collection.index").unlink()
+    _edit_one_answer(source)
+    result = run_cli("build", source, "-o", package)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {tmp_path / 'out' / CACHE_FILE_NAME}: the cache changed while this build "
+        "ran (another build into the same folder?); build again\n"
+    )
+    assert (package.read_bytes(), (source / identity.STATE_FILE_NAME).read_bytes()) == before
+    assert list(package.parent.glob(".*.tmp")) == []
+
+
 def test_watching_process_rebuilds_from_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixed_clock: list[float]
 ) -> None:

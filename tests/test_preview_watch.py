@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from tests.browser import measured, run_page
-from tests.conftest import REFERENCE, REPO, run_cli
+from tests.conftest import REFERENCE, REPO, build_project, run_cli
 
 
 def _preview(project: Path) -> Path:
@@ -63,6 +63,14 @@ def test_preview_night_mode_and_search_in_a_real_browser(project: Path) -> None:
     assert measured(dom, "night") == "true"
     assert 'class="nightMode night_mode"' in dom
     assert 0 < int(measured(dom, "shown")) < 30
+
+
+def test_preview_after_a_build_shows_the_same_cards(project: Path) -> None:
+    """After a build, preview takes the cards from the build's cache (their HTML included);
+    the page is the one made from the sources alone."""
+    from_sources = _preview(project).read_text(encoding="utf-8")
+    assert build_project(project).exit_code == 0
+    assert _preview(project).read_text(encoding="utf-8") == from_sources
 
 
 class _Output:

@@ -25,6 +25,7 @@ from anki_genai.cache import (
     RememberedFile,
     environment_key,
     file_key,
+    write_entry,
 )
 from anki_genai.cards import Card, make_cards
 from anki_genai.errors import (
@@ -175,7 +176,7 @@ def build(
         else build_lock(root / LOCK_FILE_NAME, options.lock_timeout, on_wait)
     )
     cache = output_cache(options, memo.files if memo is not None else None)
-    with guard, _without_cyclic_gc():
+    with guard, _without_cyclic_gc(), _gone_if_failed(package_folder):
         sources = read_sources(options)
         state_digest = _file_digest(state_path)  # the lock keeps it so until the build ends
         if not options.dry_run:
@@ -184,7 +185,8 @@ def build(
             )
             if unchanged is not None and not (options.strict and unchanged.diagnostics):
                 return unchanged
-        collected = collect(options, progress, cache, sources)
+        html_in_cache = memo is None and not options.dry_run
+        collected = collect(options, progress, cache, sources, html_in_cache)
         if memo is not None and memo.state is not None and memo.state[0] == state_digest:
             state = memo.state[1]
         else:
@@ -266,6 +268,21 @@ def _inputs_digest(options: BuildOptions, sources: Sources, state_digest: str) -
 
 
 @contextlib.contextmanager
+def _gone_if_failed(folder: Path) -> Iterator[None]:
+    """A build that fails leaves no output folder it created: it may have begun filling
+    the cache there before it found the problem."""
+    created = not folder.exists()
+    try:
+        yield
+    except BaseException:
+        if created:
+            shutil.rmtree(folder / CACHE_FILE_NAME, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if nothing else is in it
+        raise
+
+
+@contextlib.contextmanager
 def _without_cyclic_gc() -> Iterator[None]:
     # A build holds hundreds of thousands of tokens and strings, none in reference cycles;
     # the cyclic collector would walk them over and over for nothing.
@@ -329,9 +346,19 @@ def collect(
     progress: Callable[[int, int], None] | None = None,
     cache: Cache | None = None,
     sources: Sources | None = None,
+    html_in_cache: bool = False,
 ) -> Collected:
-    """Parse and render every source file into cards, reusing cached files."""
+    """Parse and render every source file into cards, reusing cached files.
+
+    With `html_in_cache`, new cards are written to the cache at once and keep their HTML
+    there, not in memory, until it is packaged.
+    """
     sources = sources or read_sources(options)
+    store = None  # where to write new cards: the cache's folder, and its environment
+    if html_in_cache and cache is not None and cache.folder is not None:
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+            (cache.folder / "files").mkdir(parents=True, exist_ok=True)
+            store = (cache.folder, cache.environment)
     files, root = sources.files, sources.root
     results: list[FileResult | SourceError | None] = [None] * len(files)
     todo: list[tuple[int, _FileJob]] = []
@@ -345,10 +372,11 @@ def collect(
         else:
             todo.append((index, job))
     done = len(files) - len(todo)
-    for (index, job), (result, key) in zip(todo, _process_all([j for _, j in todo]), strict=True):
+    processed = _process_all([j for _, j in todo], store)
+    for (index, job), (result, key, written) in zip(todo, processed, strict=True):
         results[index] = result
         if cache is not None and isinstance(result, FileResult):
-            cache.put(job.relative, key, result)
+            cache.put(job.relative, key, result, written)
         done += 1
         if progress is not None:
             progress(done, len(files))
@@ -402,7 +430,9 @@ _PARALLEL_MIN_FILES = 8
 _PARALLEL_MIN_BYTES = 512 * 1024
 
 
-def _process_all(jobs: Sequence[_FileJob]) -> Iterator[tuple[FileResult | SourceError, str]]:
+def _process_all(
+    jobs: Sequence[_FileJob], store: tuple[Path, str] | None = None
+) -> Iterator[tuple[FileResult | SourceError, str, bool]]:
     """Turn files into cards, on several cores when there are enough; same order, same result."""
     workers = min(os.cpu_count() or 1, 4, len(jobs))
     if (
@@ -410,7 +440,7 @@ def _process_all(jobs: Sequence[_FileJob]) -> Iterator[tuple[FileResult | Source
         or len(jobs) < _PARALLEL_MIN_FILES
         or sum(j.size for j in jobs) < _PARALLEL_MIN_BYTES
     ):
-        yield from map(_process_file, jobs)
+        yield from map(functools.partial(_process_file, store=store), jobs)
         return
     import concurrent.futures  # only for a build that parses in parallel
     import multiprocessing
@@ -420,14 +450,17 @@ def _process_all(jobs: Sequence[_FileJob]) -> Iterator[tuple[FileResult | Source
     )
     chunk = max(1, len(jobs) // (workers * 8))
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        yield from pool.map(_process_file, jobs, chunksize=chunk)
+        yield from pool.map(functools.partial(_process_file, store=store), jobs, chunksize=chunk)
 
 
 _RENDERER: Renderer | None = None
 
 
-def _process_file(job: _FileJob) -> tuple[FileResult | SourceError, str]:
-    """Read, parse and render one file (in this process or a worker); return its key too.
+def _process_file(
+    job: _FileJob, store: tuple[Path, str] | None = None
+) -> tuple[FileResult | SourceError, str, bool]:
+    """Read, parse and render one file (in this process or a worker); return its key too,
+    and whether its cards went to the cache at `store` (a folder and its environment).
 
     The file is read again here rather than kept in memory since it was hashed: a large
     collection's Markdown need not sit in the main process, nor travel to the workers. The
@@ -445,11 +478,17 @@ def _process_file(job: _FileJob) -> tuple[FileResult | SourceError, str]:
         text = decode_source(data, job.path, job.encoding)
         document = parse_markdown(text, job.path, renderer.md, job.parse)
     except SourceError as exc:
-        return exc, ""
+        return exc, "", False
     own = document.deck or document.title or job.path.stem
     deck = file_deck(job.deck_root, own, job.relative, job.single_file)
     cards, image_problems = make_cards(document, deck, job.relative, renderer, job.root)
-    return FileResult(tuple(cards), (*document.diagnostics, *image_problems)), key
+    result = FileResult(tuple(cards), (*document.diagnostics, *image_problems))
+    if store is not None:
+        # Written here, by the worker: its HTML then neither travels back nor waits in
+        # the main process for packaging.
+        with contextlib.suppress(OSError):  # not written: the cards keep their HTML
+            return write_entry(*store, job.relative, key, result), key, True
+    return result, key, False
 
 
 def _relative(path: Path, root: Path) -> str:

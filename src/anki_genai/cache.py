@@ -21,12 +21,12 @@ from typing import IO, Any, TextIO
 
 from anki_genai import __version__
 from anki_genai.atomic import atomic_write
-from anki_genai.cards import Card
-from anki_genai.errors import Diagnostic, SourceLocation
+from anki_genai.cards import Card, StoredHtml
+from anki_genai.errors import CacheChangedError, Diagnostic, SourceLocation
 from anki_genai.media import MediaFile
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
-_FORMAT = 7
+_FORMAT = 8  # entries hold a token since 8
 _MAGIC = b"agcache1"
 _CHECKSUM_SIZE = 16
 
@@ -124,7 +124,14 @@ class Cache:
             if not _all_unchanged(media):
                 return None
             path = Path(str(entry["path"]))
-            cards = tuple(_card_from_list(c, path) for c in entry["cards"])
+            token = bytes(entry["token"])
+            # A process that builds again and again keeps the HTML; otherwise it stays here.
+            folder = self.folder if self._memory is None else None
+            stored = folder / _entry_name(relative) if folder is not None else None
+            cards = tuple(
+                _card_from_list(c, path, StoredHtml(stored, token, i) if stored else None)
+                for i, c in enumerate(entry["cards"])
+            )
             problems = tuple(Diagnostic.from_list(d) for d in entry["diagnostics"])
         except (KeyError, TypeError, ValueError, OSError):
             return None
@@ -133,8 +140,10 @@ class Cache:
             self._memory[relative] = RememberedFile(key, result, media)
         return result
 
-    def put(self, relative: str, key: str, result: FileResult) -> None:
-        self._fresh[relative] = (key, result)
+    def put(self, relative: str, key: str, result: FileResult, written: bool = False) -> None:
+        """Add a file's new result; `written` if its entry is on disk already."""
+        if not written:
+            self._fresh[relative] = (key, result)
         if self._memory is not None:
             try:
                 media = tuple(_stat(p) for p in _media_paths(result))
@@ -203,9 +212,7 @@ class Cache:
             # One small file per source file: a rebuild rewrites only the entries that
             # changed, and never holds the whole cache as one document.
             for relative, (key, result) in self._fresh.items():
-                entry: dict[str, object] = {"environment": self.environment, "relative": relative}
-                entry.update(_entry(key, result))
-                write_checked(self.folder / _entry_name(relative), entry)
+                write_entry(self.folder, self.environment, relative, key, result)
             if self._keep is not None:
                 wanted = {Path(_entry_name(relative)).name for relative in self._keep}
                 for stale in files.iterdir():
@@ -227,15 +234,49 @@ def _entry_name(relative: str) -> str:
     return f"files/{hashlib.sha1(relative.encode()).hexdigest()}.bin"
 
 
-def _entry(key: str, result: FileResult) -> dict[str, object]:
+def write_entry(
+    folder: Path, environment: str, relative: str, key: str, result: FileResult
+) -> FileResult:
+    """Write one file's cache entry; return its result with each card's HTML left there."""
+    path = folder / _entry_name(relative)
     paths = {card.location.path for card in result.cards}
-    return {
+    entry: dict[str, object] = {
+        "environment": environment,
+        "relative": relative,
         "key": key,
         "path": str(paths.pop()) if len(paths) == 1 else "",
         "media": [_stat(p) for p in _media_paths(result)],
         "cards": [_card_to_list(c) for c in result.cards],
         "diagnostics": [d.to_list() for d in result.diagnostics],
     }
+    token = entry["token"] = os.urandom(8)
+    write_checked(path, entry)
+    cards = tuple(
+        card.stored_at(StoredHtml(path, token, index)) for index, card in enumerate(result.cards)
+    )
+    return FileResult(cards, result.diagnostics)
+
+
+# The entry stored_html read last, by path: packaging asks for one file's cards in a row.
+_LAST_READ: dict[Path, dict[str, Any]] = {}
+
+
+def stored_html(stored: StoredHtml) -> bytes:
+    """The compressed HTML that `stored` points at, as it was written for its file."""
+    entry = _LAST_READ.get(stored.entry)
+    if entry is None or entry.get("token") != stored.token:
+        read = read_checked(stored.entry)
+        if not isinstance(read, dict) or read.get("token") != stored.token:
+            raise CacheChangedError(
+                f"{stored.entry.parent.parent}: the cache changed while this build ran "
+                "(another build into the same folder?); build again"
+            )
+        _LAST_READ.clear()
+        entry = _LAST_READ[stored.entry] = read
+    try:
+        return bytes(entry["cards"][stored.index][1])
+    except (KeyError, IndexError, TypeError):
+        raise CacheChangedError(f"{stored.entry}: a cache entry is damaged; build again") from None
 
 
 def write_checked(path: Path, content: dict[str, Any]) -> None:
@@ -303,9 +344,10 @@ def _unchanged(path: Path, size: int, mtime_ns: int) -> bool:
 
 def _card_to_list(card: Card) -> list[object]:
     # A list, not a dict: a large deck's cache holds hundreds of thousands of these.
+    packed = card.packed_html
     return [
         card.deck,
-        card.packed_html,
+        packed if isinstance(packed, bytes) else stored_html(packed),
         card.context,
         card.source_file,
         card.location.line,
@@ -319,12 +361,12 @@ def _card_to_list(card: Card) -> list[object]:
     ]
 
 
-def _card_from_list(data: list[Any], path: Path) -> Card:
+def _card_from_list(data: list[Any], path: Path, stored: StoredHtml | None) -> Card:
     (deck, packed, context, source_file, line, question_text, tags, explicit_id, media,
      question_key, answer_digest, digest) = data  # fmt: skip
     return Card(
         deck=str(deck),
-        packed_html=bytes(packed),
+        packed_html=stored or bytes(packed),
         context=str(context),
         source_file=str(source_file),
         location=SourceLocation(path, int(line)),

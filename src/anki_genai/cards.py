@@ -22,11 +22,23 @@ FIELD_SIZE_WARNING = 128 * 1024  # bytes of HTML in one field
 
 
 @dataclass(frozen=True, slots=True)
+class StoredHtml:
+    """Where a card's HTML lies in the build cache: card `index` of the entry file `entry`,
+    as written with `token`. A card holds this instead of its HTML so that a large deck's
+    HTML stays on disk until it is packaged."""
+
+    entry: Path
+    token: bytes  # written into the entry, new each time: a rewritten entry is not mistaken
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
 class Card:
     """One note's content, before it has an identity. Make one with `Card.create`."""
 
     deck: str
-    packed_html: bytes = field(repr=False)  # question and answer HTML, compressed
+    # Question and answer HTML, compressed; or where the cache holds that.
+    packed_html: bytes | StoredHtml = field(repr=False)
     context: str  # plain text
     source_file: str  # relative to the source root, '/'-separated
     location: SourceLocation
@@ -68,9 +80,24 @@ class Card:
             media, normalize_question(question_text), _digest(answer), shown,
         )  # fmt: skip
 
+    def stored_at(self, where: StoredHtml) -> Card:
+        """This card, holding where its HTML was stored instead of the HTML."""
+        # The constructor, not dataclasses.replace: three times faster, and a cold build
+        # does this for every card.
+        return Card(
+            self.deck, where, self.context, self.source_file, self.location,
+            self.question_text, self.tags, self.explicit_id, self.media, self.question_key,
+            self.answer_digest, self.digest,
+        )  # fmt: skip
+
     def html(self) -> tuple[str, str]:
         """Return the question and answer HTML."""
-        question, _, answer = zlib.decompress(self.packed_html).decode().partition("\x00")
+        packed = self.packed_html
+        if isinstance(packed, StoredHtml):
+            from anki_genai.cache import stored_html  # the cache module imports this one
+
+            packed = stored_html(packed)
+        question, _, answer = zlib.decompress(packed).decode().partition("\x00")
         return question, answer
 
     @property

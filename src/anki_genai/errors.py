@@ -81,6 +81,10 @@ class ConfigError(AnkiGenaiError):
     """The configuration file cannot be used."""
 
 
+class CacheChangedError(AnkiGenaiError):
+    """The build cache changed under a running build."""
+
+
 class StateError(AnkiGenaiError):
     """The state file that keeps note identities is unreadable or foreign."""
 
