@@ -69,8 +69,10 @@ def file_key(data: bytes, options_key: str) -> str:
 class Cache:
     """Cached file results by relative path, and what the last build read and wrote.
 
-    A small index, read on every build, and one file of cards per source file, read only
-    when that file is looked up (an unchanged rebuild reads none).
+    A small index, read on every build, and one file of cards per source file, read when
+    that file is looked up (an unchanged rebuild reads none) and again for the HTML of the
+    notes a build packages. A build's new files are written as their cards are made, or
+    at `save`.
     """
 
     def __init__(
