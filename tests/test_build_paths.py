@@ -64,6 +64,14 @@ def _notes(package: Path, collection_dir: Path) -> dict[str, tuple[tuple[str, ..
         anki.close()
 
 
+def _clean_build_notes(source: Path, tmp_path: Path) -> dict[str, Any]:
+    """What Anki holds after importing a build from a copy of `source` (its state included)
+    with no cache: the notes every faster path must reproduce."""
+    shutil.copytree(source, tmp_path / "clean" / "source")
+    _build(tmp_path / "clean" / "source", tmp_path / "clean" / "out.apkg")
+    return _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
+
+
 @pytest.fixture
 def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Builds read the time from here, so two builds can be compared note for note."""
@@ -240,10 +248,8 @@ def test_watching_process_rebuilds_from_memory(
     # Only the edited file's entry, where another build might have left its new cards.
     assert [p.parent.name for p in reads] == ["files"]
 
-    shutil.copytree(source, tmp_path / "clean" / "source")
-    _build(tmp_path / "clean" / "source", tmp_path / "clean" / "out.apkg")
     watched = _notes(tmp_path / "watched" / "out.apkg", tmp_path / "anki-watched")
-    assert watched == _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
+    assert watched == _clean_build_notes(source, tmp_path)
 
 
 def test_watching_process_reads_a_state_changed_behind_its_back(tmp_path: Path) -> None:
@@ -319,10 +325,8 @@ def test_patched_package_equals_clean_build(
     assert fresh_collections == [], "a rebuild wrote a new collection instead of patching"
     patched = _notes(tmp_path / "patched" / "out.apkg", tmp_path / "anki-patched")
 
-    shutil.copytree(source, tmp_path / "clean" / "source")
-    _build(tmp_path / "clean" / "source", tmp_path / "clean" / "out.apkg")
+    clean = _clean_build_notes(source, tmp_path)
     assert fresh_collections == [1]
-    clean = _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
     assert patched == clean
     assert len(clean) == FILES * 8 + 1  # the removed notes stay, tagged, until forgotten
     assert {deck for *_, deck in clean.values()} >= {"第二题库", "题库 1"}
@@ -362,10 +366,8 @@ def test_rebuild_copies_the_unchanged_part_of_the_deflated_collection(
     segments = -(-kept.stat().st_size // 4096)
     assert 0 < len(deflated) < segments / 2
 
-    shutil.copytree(source, tmp_path / "clean" / "source")
-    _build(tmp_path / "clean" / "source", tmp_path / "clean" / "out.apkg")
     reused = _notes(tmp_path / "reused" / "out.apkg", tmp_path / "anki-reused")
-    assert reused == _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
+    assert reused == _clean_build_notes(source, tmp_path)
 
 
 def test_kept_segments_damaged_in_place_are_not_reused(
