@@ -20,6 +20,7 @@ from anki_genai import build as build_module
 from anki_genai import cache as cache_module
 from anki_genai import deflate, identity
 from anki_genai import package as package_module
+from anki_genai import workers as workers_module
 from anki_genai.build import BuildMemo, BuildOptions
 from anki_genai.cache import CACHE_FILE_NAME
 from anki_genai.identity import Status
@@ -98,20 +99,23 @@ def fresh_collections(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def parsed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The files that builds parse, in order (in this process: no worker processes)."""
     files: list[Path] = []
-    real_parse = build_module.parse_markdown
+    real_parse = workers_module.parse_markdown
 
     def spy(text: str, path: Path, *args: object) -> object:
         files.append(path)
         return real_parse(text, path, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(build_module, "parse_markdown", spy)
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    monkeypatch.setattr(workers_module, "parse_markdown", spy)
     return files
 
 
-def _build(source: Path, output: Path) -> None:
-    result = run_cli("build", source, "-o", output, "-q")
-    assert result.exit_code == 0, result.output
+def _build(source: Path, output: Path, workers: int | None = None) -> None:
+    """Build as the command line does, or on exactly `workers` processes."""
+    if workers is None:
+        result = run_cli("build", source, "-o", output, "-q")
+        assert result.exit_code == 0, result.output
+    else:
+        build_module.build(BuildOptions(sources=(source,), output=output), workers=workers)
 
 
 def test_parallel_build_equals_serial_build(
@@ -121,10 +125,7 @@ def test_parallel_build_equals_serial_build(
     pytest.importorskip("anki")
     for name in ("serial", "parallel"):
         _write_corpus(tmp_path / name / "source")
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
-    _build(tmp_path / "serial" / "source", tmp_path / "serial" / "out.apkg")
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 2)
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_BYTES", 0)
+    _build(tmp_path / "serial" / "source", tmp_path / "serial" / "out.apkg", workers=1)
     workers = []
     real_pool = concurrent.futures.ProcessPoolExecutor
 
@@ -133,7 +134,7 @@ def test_parallel_build_equals_serial_build(
         return real_pool(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", counting_pool)
-    _build(tmp_path / "parallel" / "source", tmp_path / "parallel" / "out.apkg")
+    _build(tmp_path / "parallel" / "source", tmp_path / "parallel" / "out.apkg", workers=2)
 
     assert workers and workers[0] >= 2, "the parallel build did not use worker processes"
     serial = _notes(tmp_path / "serial" / "out.apkg", tmp_path / "anki-serial")
@@ -194,7 +195,7 @@ def test_cache_changed_under_a_running_build_stops_it(
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
     before = package.read_bytes(), (source / identity.STATE_FILE_NAME).read_bytes()
-    real_plan = build_module._plan
+    real_plan = build_module.plan_notes
 
     def plan_then_another_build(*args: Any) -> Any:
         planned = real_plan(*args)
@@ -202,8 +203,7 @@ def test_cache_changed_under_a_running_build_stops_it(
             entry.write_bytes(entry.read_bytes() + b"another build's")  # no longer checks out
         return planned
 
-    monkeypatch.setattr(build_module, "_plan", plan_then_another_build)
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    monkeypatch.setattr(build_module, "plan_notes", plan_then_another_build)
     (tmp_path / "out" / CACHE_FILE_NAME / "collection" / "collection.index").unlink()
     _edit_one_answer(source)
     result = run_cli("build", source, "-o", package)
@@ -241,7 +241,6 @@ def test_watching_process_rebuilds_from_memory(
 
     monkeypatch.setattr(cache_module, "read_checked", reading_entry)
     monkeypatch.setattr(identity, "load_state", loading_state)
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
     _edit_one_answer(source)
     fixed_clock[0] += 100
     build_module.build(options, memo=memo)
