@@ -7,6 +7,7 @@ line itself is wrong.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -154,11 +155,10 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
             return
         once(options)
 
-    result = once(options)
     if params["watch"]:
-        _watch(options, again, quiet)
+        _watch(options, lambda: once(options), again, quiet)
         return
-    if result is None:
+    if once(options) is None:
         raise SystemExit(1)
 
 
@@ -263,17 +263,24 @@ def _run(action: Callable[[], T]) -> T:
         raise SystemExit(exc.exit_code) from None
 
 
-def _watch(options: BuildOptions, rebuild: Callable[[], object], quiet: bool) -> None:
+def _watch(
+    options: BuildOptions, first: Callable[[], object], rebuild: Callable[[], object], quiet: bool
+) -> None:
+    """Build, then rebuild on every save until Ctrl-C, which stops it cleanly whenever it
+    comes: while waiting for a change, or in the middle of a build (whose writes are atomic,
+    so it leaves the last package and state as they were)."""
     import watchfiles
 
     def relevant(change: watchfiles.Change, path: str) -> bool:
         return path.endswith((".md", ".toml")) and "/." not in path
 
-    if not quiet:
-        click.echo("Watching for changes; press Ctrl-C to stop.", err=True)
-    for _changes in watchfiles.watch(
-        *options.sources, watch_filter=relevant, raise_interrupt=False, debounce=300
-    ):
-        rebuild()
+    with contextlib.suppress(KeyboardInterrupt):
+        first()
+        if not quiet:
+            click.echo("Watching for changes; press Ctrl-C to stop.", err=True)
+        for _changes in watchfiles.watch(
+            *options.sources, watch_filter=relevant, raise_interrupt=False, debounce=300
+        ):
+            rebuild()
     if not quiet:
         click.echo("Stopped watching.", err=True)
