@@ -208,12 +208,19 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
 
 @main.command("forget-removed")
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def forget_removed_command(sources: tuple[Path, ...]) -> None:
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait while a build of the same sources is running.",
+)
+def forget_removed_command(sources: tuple[Path, ...], wait: float) -> None:
     """Forget notes removed from the SOURCES, once you have deleted them in Anki.
 
     Until then every build keeps sending them tagged anki-genai::removed.
     """
-    path, dropped = _run(lambda: forget_removed(sources or (Path("source"),)))
+    path, dropped = _run(lambda: forget_removed(sources or (Path("source"),), wait))
     click.echo(f"Forgot {dropped} removed note(s) in {path}.")
 
 
