@@ -27,7 +27,7 @@ from anki_genai.errors import (
     UnreadableSourcesError,
 )
 from anki_genai.identity import State, Status
-from anki_genai.lock import build_lock
+from anki_genai.lock import build_lock, lock_path
 from anki_genai.parse import ParseOptions
 from anki_genai.plan import Plan, PlannedNote, card_strings, plan_notes
 from anki_genai.preview import write_preview
@@ -41,7 +41,6 @@ from anki_genai.sources import (
 )
 from anki_genai.workers import process_all
 
-LOCK_FILE_NAME = ".anki-genai.lock"
 STATE_BACKUP_NAME = "anki-genai-state.backup.json"
 
 
@@ -244,7 +243,7 @@ def forget_removed(sources: tuple[Path, ...], lock_timeout: float = 60.0) -> tup
     """Forget the removed notes in the state file of `sources`; return it and how many."""
     root = source_root(sources)
     path = root / identity.STATE_FILE_NAME
-    with build_lock(root / LOCK_FILE_NAME, lock_timeout, lambda: None):
+    with build_lock(lock_path(root), lock_timeout, lambda: None):
         state, dropped = identity.drop_tombstones(identity.load_state(path))
         if dropped:
             identity.save_state(state, path)
@@ -266,7 +265,7 @@ def _lock(
     """One build at a time per source folder; a dry run writes nothing, so needs no lock."""
     if options.dry_run:
         return contextlib.nullcontext()
-    return build_lock(root / LOCK_FILE_NAME, options.lock_timeout, on_wait)
+    return build_lock(lock_path(root), options.lock_timeout, on_wait)
 
 
 def _unchanged_since_last_build(
@@ -348,7 +347,8 @@ def _write(
     if not state_changed and cache.package_is_current(path, digest):
         assert state_digest is not None  # a missing state file counts as changed
         return False, state_digest
-    _remove_stale_temporary_files(path.parent)
+    _remove_stale_temporary_files(path.parent, ".*.apkg.*.tmp")
+    _remove_stale_temporary_files(result.state_path.parent, f".{result.state_path.name}.*.tmp")
     keep = cache.folder / "collection" if cache.folder is not None else None
     try:
         package.write_package(plan.notes, note_type_mod, path, keep)
@@ -411,10 +411,10 @@ def _file_digest(path: Path) -> str | None:
         return None
 
 
-def _remove_stale_temporary_files(folder: Path) -> None:
-    # A build killed mid-write (SIGKILL, power loss) leaves its temporary package behind;
-    # we hold the lock, so no other build is writing one now.
+def _remove_stale_temporary_files(folder: Path, pattern: str) -> None:
+    # A build killed mid-write (SIGKILL, power loss) leaves its temporary package or state
+    # behind; we hold the lock, so no other build is writing one now.
     if folder.is_dir():
-        for stale in folder.glob(".*.apkg.*.tmp"):
+        for stale in folder.glob(pattern):
             with contextlib.suppress(OSError):
                 stale.unlink()
