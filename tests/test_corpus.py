@@ -11,7 +11,15 @@ import pytest
 from anki_genai.parse import Layout, ParseOptions, QAPair, normalize_text, parse_markdown
 from anki_genai.sources import read_source
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "real"
+# The shared corpus lies beside the checkout (../shared), or beside the folder holding a worktree.
+CORPUS = next(
+    (
+        p / "shared" / "corpus" / "real"
+        for p in Path(__file__).resolve().parents[1:4]
+        if (p / "shared" / "corpus" / "real").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "corpus" / "real",
+)
 
 # The files whose layout has no answer marker at all, and why they need an option.
 OPTIONS = {
@@ -24,10 +32,35 @@ OPTIONS = {
 }
 
 
+# The files the parser does not read yet, and why; a file that starts passing fails the run,
+# so that its entry is removed here.
+NOT_YET = {
+    "17_": "issue 15: `######` question headings with no answer marker give no pairs",
+    "18_": "issue 15: a question in `<summary>` gives no pairs",
+    "19_": "issue 15: question headings at two levels, no answer marker, give no pairs",
+    "20_": "issue 15: bold numbered questions with unmarked answers give no pairs",
+    "21_": "issue 15: question headings whose answers hold deeper headings give no pairs",
+    "22_": "issue 15: answer text right after `<summary>Answer</summary>` is lost",
+    "23_": "issue 15: a question in `<summary>` inside a section gives no pairs",
+    "24_": "issue 15: `Q:`/`A:` lines in one paragraph give no pairs",
+    "25_": "issue 15: an unclosed `<details>` swallows the next question",
+}
+
+
 def _key() -> list[dict[str, object]]:
     if not CORPUS.is_dir():
         return []
     return json.loads((CORPUS / "key.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def _cases() -> list[object]:
+    cases = []
+    for entry in _key():
+        name = str(entry["file"])
+        reason = next((r for prefix, r in NOT_YET.items() if name.startswith(prefix)), None)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        cases.append(pytest.param(entry, marks=marks, id=name[:2]))
+    return cases
 
 
 def _answer_first_line(pair: QAPair, lines: list[str]) -> str:
@@ -49,7 +82,7 @@ def _answer_first_line(pair: QAPair, lines: list[str]) -> str:
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus/real is not beside this checkout")
-@pytest.mark.parametrize("entry", _key(), ids=lambda e: str(e["file"])[:2])
+@pytest.mark.parametrize("entry", _cases())
 def test_real_document_gives_the_expected_pairs(entry: dict[str, object]) -> None:
     """Each real document gives the key's pair count, first question and last answer's start."""
     path = CORPUS / str(entry["file"])
