@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anki_genai import identity, package
+from anki_genai import identity
+from anki_genai.apkg import notetype, package
 from anki_genai.cache import (
     CACHE_FILE_NAME,
     Cache,
@@ -260,7 +261,7 @@ def _unchanged_since_last_build(
 def _inputs_digest(options: BuildOptions, sources: Sources, state_digest: str) -> str:
     """Everything a build reads: options, every source file, the state file."""
     digest = hashlib.sha256(repr(replace(options, dry_run=False)).encode())
-    digest.update(package.note_type_digest().encode())
+    digest.update(notetype.note_type_digest().encode())
     for path, key in zip(sources.files, sources.keys, strict=True):
         digest.update(f"\x1e{path}\x1f{key}".encode())
     digest.update(b"\x1e" + state_digest.encode())
@@ -510,7 +511,7 @@ def _plan(
     ]
     plan = identity.assign_identities(candidates, state, now)
     _check_state_belongs_here(state, state_path, candidates, plan)
-    note_type_digest = package.note_type_digest()
+    note_type_digest = notetype.note_type_digest()
     note_type_mod = state.note_type_mod if state.note_type_digest == note_type_digest else now
 
     package_path = output_path(options, collected.root, {c.deck for c in cards})
