@@ -17,9 +17,10 @@ import pytest
 
 from anki_genai import build as build_module
 from anki_genai import cache as cache_module
-from anki_genai import deflate, identity
-from anki_genai import package as package_module
+from anki_genai import identity
 from anki_genai import workers as workers_module
+from anki_genai.apkg import deflate
+from anki_genai.apkg.collection import CollectionWriter
 from anki_genai.build import BuildMemo, BuildOptions
 from anki_genai.cache import CACHE_FILE_NAME
 from anki_genai.identity import Status
@@ -91,13 +92,13 @@ def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def fresh_collections(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the packages written from a new collection rather than by patching the kept one."""
     written: list[int] = []
-    real_build_collection = package_module._build_collection
+    real_new_collection = CollectionWriter.new_collection
 
     def spy(*args: object) -> object:
         written.append(1)
-        return real_build_collection(*args)  # type: ignore[arg-type]
+        return real_new_collection(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(package_module, "_build_collection", spy)
+    monkeypatch.setattr(CollectionWriter, "new_collection", spy)
     return written
 
 
@@ -471,14 +472,14 @@ def test_kept_collection_replaced_during_a_build_is_not_patched(
     _build(source, package)
     kept = next((tmp_path / "out" / CACHE_FILE_NAME).rglob("collection.anki2"))
     fresh_collections.clear()  # the first build has nothing to patch
-    real_copyfile = package_module.shutil.copyfile
+    real_copyfile = shutil.copyfile
 
     def copy_then_swap(src: Path, dst: Path) -> object:
         copied = real_copyfile(src, dst)
         os.utime(kept, ns=(1, 1))  # another build's collection now sits there
         return copied
 
-    monkeypatch.setattr(package_module.shutil, "copyfile", copy_then_swap)
+    monkeypatch.setattr(shutil, "copyfile", copy_then_swap)
     _edit_one_answer(source)
     _build(source, package)
     assert fresh_collections == [1]
@@ -497,7 +498,7 @@ def test_edited_away_text_leaves_the_patched_package(
         db.execute("PRAGMA secure_delete = OFF")  # SQLite's default; Debian builds turn it on
         return db
 
-    monkeypatch.setattr(package_module.sqlite3, "connect", connect_like_most_platforms)
+    monkeypatch.setattr(sqlite3, "connect", connect_like_most_platforms)
     source = tmp_path / "source"
     _write_corpus(source)
     edited = source / "part05.md"

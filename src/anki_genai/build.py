@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from anki_genai import identity, package
+from anki_genai import identity
+from anki_genai.apkg import notetype, package
 from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, RememberedFile, environment_key
 from anki_genai.cards import Card, merge_duplicates
 from anki_genai.errors import (
@@ -288,7 +289,7 @@ def _unchanged_since_last_build(
 def _inputs_digest(options: BuildOptions, sources: Sources, state_digest: str) -> str:
     """Everything a build reads: options, every source file, the state file."""
     digest = hashlib.sha256(repr(replace(options, dry_run=False)).encode())
-    digest.update(package.note_type_digest().encode())
+    digest.update(notetype.note_type_digest().encode())
     for path, key in zip(sources.files, sources.keys, strict=True):
         digest.update(f"\x1e{path}\x1f{key}".encode())
     digest.update(b"\x1e" + state_digest.encode())

@@ -12,23 +12,21 @@ import contextlib
 import functools
 import hashlib
 import json
-import marshal
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any
 
 from anki_genai import __version__
 from anki_genai.atomic import atomic_write
 from anki_genai.cards import Card, StoredHtml
 from anki_genai.errors import CacheChangedError, Diagnostic, SourceLocation
 from anki_genai.media import MediaFile
+from anki_genai.store import dump_json, read_checked, write_checked
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
 _FORMAT = 8  # entries hold a token since 8
-_MAGIC = b"agcache1"
-_CHECKSUM_SIZE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +231,7 @@ class Cache:
                     "last": self.last,
                 }
                 atomic_write(
-                    self.folder / "index.json", functools.partial(_dump_json, index), durable=False
+                    self.folder / "index.json", functools.partial(dump_json, index), durable=False
                 )
         self._fresh.clear()
 
@@ -285,49 +283,6 @@ def stored_html(stored: StoredHtml) -> bytes:
         return bytes(entry["cards"][stored.index][1])
     except (KeyError, IndexError, TypeError):
         raise CacheChangedError(f"{stored.entry}: a cache entry is damaged; build again") from None
-
-
-def write_checked(path: Path, content: dict[str, Any]) -> None:
-    """Write plain data (dicts, lists, str, bytes, numbers) for `read_checked`.
-
-    marshal, not JSON: it holds compressed HTML as bytes and reads back several times
-    faster, which a rebuild of a large deck feels. A checksum guards it, since marshal is
-    not meant for damaged data.
-    """
-    # Version 2, the last without shared references: later versions track every object
-    # written, which for the kept collection's index of 100,000 notes costs 25 MB at the
-    # build's peak, for a file a quarter smaller.
-    payload = marshal.dumps(content, 2)
-    checksum = hashlib.sha256(payload).digest()[:_CHECKSUM_SIZE]
-
-    def write(handle: IO[bytes]) -> None:
-        handle.write(_MAGIC + checksum)
-        handle.write(payload)  # not joined to the header: a large index is not copied
-
-    atomic_write(path, write, binary=True, durable=False)
-
-
-def read_checked(path: Path) -> object:
-    """What `write_checked` wrote at `path`; None if it is missing or damaged."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    header = len(_MAGIC) + _CHECKSUM_SIZE
-    payload = data[header:]
-    if data[: len(_MAGIC)] != _MAGIC:
-        return None
-    if data[len(_MAGIC) : header] != hashlib.sha256(payload).digest()[:_CHECKSUM_SIZE]:
-        return None
-    try:
-        return marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return None
-
-
-def _dump_json(content: object, handle: TextIO) -> None:
-    # json.dumps, not json.dump: only the former takes the C encoder's fast path.
-    handle.write(json.dumps(content, ensure_ascii=False))
 
 
 def _stat(path: Path) -> tuple[str, int, int]:

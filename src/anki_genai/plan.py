@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from anki_genai import identity, package
+from anki_genai import identity
+from anki_genai.apkg import notetype, package
 from anki_genai.cards import Card
 from anki_genai.errors import StateError
 from anki_genai.identity import Candidate, IdentityPlan, NoteRecord, State, Status
@@ -69,7 +70,7 @@ def plan_notes(cards: Sequence[Card], state: State, state_path: Path, package_pa
     ]
     matched = identity.assign_identities(candidates, state, now)
     _check_state_belongs_here(state, state_path, candidates, matched)
-    note_type_digest = package.note_type_digest()
+    note_type_digest = notetype.note_type_digest()
     note_type_mod = state.note_type_mod if state.note_type_digest == note_type_digest else now
     tombstones = _tombstones(matched, package_path)
     new_state = identity.updated_state(
