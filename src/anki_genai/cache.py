@@ -20,10 +20,16 @@ from typing import Any
 
 from anki_genai import __version__
 from anki_genai.atomic import atomic_write
-from anki_genai.cards import Card, StoredHtml
-from anki_genai.errors import CacheChangedError, Diagnostic, SourceLocation
+from anki_genai.cards import Card
+from anki_genai.errors import Diagnostic, SourceLocation
 from anki_genai.media import MediaFile
-from anki_genai.store import dump_json, read_checked, write_checked
+from anki_genai.store import (
+    StoredHtml,
+    dump_json,
+    file_stat,
+    read_checked,
+    write_checked,
+)
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
 _FORMAT = 8  # entries hold a token since 8
@@ -263,31 +269,9 @@ def write_entry(
     return FileResult(cards, result.diagnostics)
 
 
-# The entry stored_html read last, by path: packaging asks for one file's cards in a row.
-_LAST_READ: dict[Path, dict[str, Any]] = {}
-
-
-def stored_html(stored: StoredHtml) -> bytes:
-    """The compressed HTML that `stored` points at, as it was written for its file."""
-    entry = _LAST_READ.get(stored.entry)
-    if entry is None or entry.get("token") != stored.token:
-        read = read_checked(stored.entry)
-        if not isinstance(read, dict) or read.get("token") != stored.token:
-            raise CacheChangedError(
-                f"{stored.entry.parent.parent}: the cache changed while this build ran "
-                "(another build into the same folder?); build again"
-            )
-        _LAST_READ.clear()
-        entry = _LAST_READ[stored.entry] = read
-    try:
-        return bytes(entry["cards"][stored.index][1])
-    except (KeyError, IndexError, TypeError):
-        raise CacheChangedError(f"{stored.entry}: a cache entry is damaged; build again") from None
-
-
 def _stat(path: Path) -> tuple[str, int, int]:
-    info = os.stat(path)
-    return str(path), info.st_size, info.st_mtime_ns
+    size, mtime_ns = file_stat(path)
+    return str(path), size, mtime_ns
 
 
 def _media_paths(result: FileResult) -> list[Path]:
@@ -307,10 +291,9 @@ def _unchanged(path: Path, size: int, mtime_ns: int) -> bool:
 
 def _card_to_list(card: Card) -> list[object]:
     # A list, not a dict: a large deck's cache holds hundreds of thousands of these.
-    packed = card.packed_html
     return [
         card.deck,
-        packed if isinstance(packed, bytes) else stored_html(packed),
+        card.packed(),
         card.context,
         card.source_file,
         card.location.line,

@@ -11,26 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anki_genai.errors import Diagnostic, Severity, SourceLocation
+from anki_genai.errors import CacheChangedError, Diagnostic, Severity, SourceLocation
 from anki_genai.media import MediaFile, resolve_images
 from anki_genai.parse import ParsedDocument, normalize_question
+from anki_genai.store import StoredHtml, read_stored_html
 
 if TYPE_CHECKING:
     from anki_genai.render import Renderer
 
 
 FIELD_SIZE_WARNING = 128 * 1024  # bytes of HTML in one field
-
-
-@dataclass(frozen=True, slots=True)
-class StoredHtml:
-    """Where a card's HTML lies in the build cache: card `index` of the entry file `entry`,
-    as written with `token`. A card holds this instead of its HTML so that a large deck's
-    HTML stays on disk until it is packaged."""
-
-    entry: Path
-    token: bytes  # written into the entry, new each time: a rewritten entry is not mistaken
-    index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +81,22 @@ class Card:
             self.answer_digest, self.digest,
         )  # fmt: skip
 
+    def packed(self) -> bytes:
+        """The question and answer HTML, compressed; read from the cache if it lies there."""
+        packed = self.packed_html
+        if isinstance(packed, bytes):
+            return packed
+        stored = read_stored_html(packed)
+        if stored is None:
+            raise CacheChangedError(
+                f"{packed.entry.parent.parent}: the cache changed while this build ran "
+                "(another build into the same folder?); build again"
+            )
+        return stored
+
     def html(self) -> tuple[str, str]:
         """Return the question and answer HTML."""
-        packed = self.packed_html
-        if isinstance(packed, StoredHtml):
-            from anki_genai.cache import stored_html  # the cache module imports this one
-
-            packed = stored_html(packed)
-        question, _, answer = zlib.decompress(packed).decode().partition("\x00")
+        question, _, answer = zlib.decompress(self.packed()).decode().partition("\x00")
         return question, answer
 
     @property

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from anki_genai import identity
 from anki_genai.apkg import notetype, package
+from anki_genai.apkg.collection import PackagedNote
 from anki_genai.cards import Card
 from anki_genai.errors import StateError
 from anki_genai.identity import Candidate, IdentityPlan, NoteRecord, State, Status
@@ -42,7 +43,7 @@ class Plan:
     """What a build sends: every note to package, what changed, and the next state."""
 
     package_path: Path
-    notes: tuple[package.PackagedNote, ...]
+    notes: tuple[PackagedNote, ...]
     changes: tuple[PlannedNote, ...]  # new, changed, renamed and removed notes
     counts: Counter[Status]
     deck_counts: dict[str, Counter[Status]]
@@ -92,7 +93,7 @@ def _packaged(
     counts: Counter[Status] = Counter()
     deck_counts: dict[str, Counter[Status]] = {}
     changes: list[PlannedNote] = []
-    notes: list[package.PackagedNote] = []
+    notes: list[PackagedNote] = []
     for card, a in zip(cards, matched.assignments, strict=True):
         counts[a.status] += 1
         deck_counts.setdefault(card.deck, Counter())[a.status] += 1
@@ -100,9 +101,7 @@ def _packaged(
             changes.append(PlannedNote(card, a.guid, a.mod, a.status, a.previous_question))
         digest = f"{card.digest}:{card.location.line}"
         fields = card.fields
-        notes.append(
-            package.PackagedNote(a.guid, card.deck, fields, digest, card.tags, a.mod, card.media)
-        )
+        notes.append(PackagedNote(a.guid, card.deck, fields, digest, card.tags, a.mod, card.media))
     newly_removed = set(matched.newly_removed)
     for r in tombstones:
         if r.guid in newly_removed:
@@ -111,7 +110,7 @@ def _packaged(
             )
             deck_counts.setdefault(r.deck, Counter())[Status.REMOVED] += 1
         notes.append(
-            package.PackagedNote(
+            PackagedNote(
                 r.guid,
                 r.deck,
                 functools.partial(_five, r.fields),

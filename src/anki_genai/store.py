@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
 
@@ -60,3 +62,40 @@ def dump_json(content: object, handle: TextIO) -> None:
     """Write `content` as JSON to `handle` (for `atomic_write`)."""
     # json.dumps, not json.dump: only the former takes the C encoder's fast path.
     handle.write(json.dumps(content, ensure_ascii=False))
+
+
+def file_stat(path: Path) -> list[int]:
+    """A file's size and modification time, the stamp every shortcut here is checked by."""
+    info = os.stat(path)
+    return [info.st_size, info.st_mtime_ns]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHtml:
+    """Where a card's HTML lies in the build cache: card `index` of the entry file `entry`,
+    as written with `token`. A card holds this instead of its HTML so that a large deck's
+    HTML stays on disk until it is packaged."""
+
+    entry: Path
+    token: bytes  # written into the entry, new each time: a rewritten entry is not mistaken
+    index: int
+
+
+# The entry read_stored_html read last, by path: packaging asks for one file's cards in a row.
+_LAST_READ: dict[Path, dict[str, Any]] = {}
+
+
+def read_stored_html(stored: StoredHtml) -> bytes | None:
+    """The compressed HTML that `stored` points at, as it was written for its file; None if
+    that entry has since been rewritten or damaged."""
+    entry = _LAST_READ.get(stored.entry)
+    if entry is None or entry.get("token") != stored.token:
+        read = read_checked(stored.entry)
+        if not isinstance(read, dict) or read.get("token") != stored.token:
+            return None
+        _LAST_READ.clear()
+        entry = _LAST_READ[stored.entry] = read
+    try:
+        return bytes(entry["cards"][stored.index][1])
+    except (KeyError, IndexError, TypeError):
+        return None

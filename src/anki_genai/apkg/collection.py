@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from anki_genai.apkg.notetype import (
     BACK_TEMPLATE,
@@ -21,9 +21,22 @@ from anki_genai.apkg.notetype import (
     TEMPLATE_NAME,
     note_type_css,
 )
+from anki_genai.media import MediaFile
 
-if TYPE_CHECKING:
-    from anki_genai.apkg.package import PackagedNote
+
+@dataclass(frozen=True, slots=True)
+class PackagedNote:
+    """One note as it goes into the package."""
+
+    guid: str
+    deck: str
+    # The fields in the note type's order (NoteFields), made only when the note is written:
+    # holding every note's HTML at once would cost a large deck hundreds of megabytes.
+    fields: Callable[[], tuple[str, str, str, str, str]]
+    fields_digest: str  # changes whenever the fields would
+    tags: tuple[str, ...]
+    mod: int  # seconds; Anki updates an existing note only if this is newer than its own
+    media: tuple[MediaFile, ...] = ()
 
 
 class CollectionWriter:

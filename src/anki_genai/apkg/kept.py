@@ -9,14 +9,11 @@ import shutil
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from anki_genai.apkg import deflate
-from anki_genai.apkg.collection import CollectionWriter
-from anki_genai.store import read_checked, write_checked
-
-if TYPE_CHECKING:
-    from anki_genai.apkg.package import PackagedNote
+from anki_genai.apkg.collection import CollectionWriter, PackagedNote
+from anki_genai.store import file_stat, read_checked, write_checked
 
 _KEPT_COLLECTION = "collection.anki2"
 _KEPT_INDEX = "collection.index"
@@ -54,7 +51,7 @@ class KeptCollection:
         try:
             if not isinstance(index, dict) or index.get("format") != _kept_format(writer):
                 return None
-            if _stat(folder / _KEPT_COLLECTION) != index["stat"]:
+            if file_stat(folder / _KEPT_COLLECTION) != index["stat"]:
                 return None
             held, ids = index["held"], index["ids"]
             if not isinstance(held, dict) or not isinstance(ids, dict) or held.keys() != ids.keys():
@@ -85,7 +82,7 @@ class KeptCollection:
         """Copy the kept collection to `collection` and bring it to `notes`; None on failure."""
         try:
             shutil.copyfile(self.folder / _KEPT_COLLECTION, collection)
-            if _stat(self.folder / _KEPT_COLLECTION) != self.stat:
+            if file_stat(self.folder / _KEPT_COLLECTION) != self.stat:
                 return None  # replaced meanwhile, by a build into the same folder
             db = sqlite3.connect(collection)
             try:
@@ -151,7 +148,7 @@ class KeptCollection:
                 (folder / _KEPT_INDEX).unlink()  # no index: the collection is not trusted
             # Read before the move, which keeps size and mtime: should another build
             # into this folder move its own collection in meanwhile, this index won't fit it.
-            stat = _stat(collection)
+            stat = file_stat(collection)
             os.replace(collection, folder / _KEPT_COLLECTION)
             index: dict[str, object] = {
                 "format": _kept_format(writer),
@@ -161,7 +158,7 @@ class KeptCollection:
             }
             if recorded is not None:
                 segments_file, segments = recorded
-                index["segments_stat"] = _stat(segments_file)
+                index["segments_stat"] = file_stat(segments_file)
                 os.replace(segments_file, folder / _KEPT_SEGMENTS)
                 index["segments"] = {k: [s.offset, s.length, s.digest] for k, s in segments.items()}
             write_checked(folder / _KEPT_INDEX, index)
@@ -176,7 +173,7 @@ def what_note_holds(note: PackagedNote) -> bytes:
 def _kept_segments(folder: Path, index: dict[str, object]) -> dict[bytes, deflate.Segment]:
     """The kept segments the index describes, if the file is as it was written."""
     try:
-        if _stat(folder / _KEPT_SEGMENTS) != index.get("segments_stat"):
+        if file_stat(folder / _KEPT_SEGMENTS) != index.get("segments_stat"):
             return {}
         entries = index["segments"]
         if not isinstance(entries, dict):
@@ -191,8 +188,3 @@ def _kept_segments(folder: Path, index: dict[str, object]) -> dict[bytes, deflat
 def _kept_format(writer: CollectionWriter) -> str:
     """What the rows of a kept collection depend on besides its notes."""
     return f"3/{writer.rows_format}"
-
-
-def _stat(path: Path) -> list[int]:
-    info = os.stat(path)
-    return [info.st_size, info.st_mtime_ns]

@@ -15,13 +15,13 @@ import shutil
 import sqlite3
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from anki_genai.apkg import deflate
-from anki_genai.apkg.collection import CollectionWriter
+from anki_genai.apkg.collection import CollectionWriter, PackagedNote
 from anki_genai.apkg.kept import KeptCollection, what_note_holds
 from anki_genai.apkg.notetype import note_type_digest
 from anki_genai.atomic import atomic_write
@@ -29,21 +29,6 @@ from anki_genai.media import MediaFile
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
-
-
-@dataclass(frozen=True, slots=True)
-class PackagedNote:
-    """One note as it goes into the package."""
-
-    guid: str
-    deck: str
-    # The fields in the note type's order (NoteFields), made only when the note is written:
-    # holding every note's HTML at once would cost a large deck hundreds of megabytes.
-    fields: Callable[[], tuple[str, str, str, str, str]]
-    fields_digest: str  # changes whenever the fields would
-    tags: tuple[str, ...]
-    mod: int  # seconds; Anki updates an existing note only if this is newer than its own
-    media: tuple[MediaFile, ...] = ()
 
 
 def deck_id(name: str) -> int:
