@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from anki_genai.apkg.notetype import NoteFields
 from anki_genai.errors import CacheChangedError, Diagnostic, Severity, SourceLocation
 from anki_genai.media import MediaFile, resolve_images
 from anki_genai.parse import ParsedDocument, normalize_question
@@ -111,11 +112,11 @@ class Card:
     def source(self) -> str:
         return f"{self.source_file}:{self.location.line}"
 
-    def fields(self) -> tuple[str, str, str, str, str]:
-        """Return the note's fields in the note type's order."""
+    def fields(self) -> NoteFields:
+        """Return the note's fields."""
         question, answer = self.html()
         context = html.escape(self.context, quote=False)
-        return question, answer, context, html.escape(self.source, quote=False), ""
+        return NoteFields(question, answer, context, html.escape(self.source, quote=False))
 
 
 def make_cards(

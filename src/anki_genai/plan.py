@@ -14,6 +14,7 @@ from pathlib import Path
 from anki_genai import identity
 from anki_genai.apkg import notetype, package
 from anki_genai.apkg.collection import PackagedNote
+from anki_genai.apkg.notetype import NoteFields
 from anki_genai.cards import Card
 from anki_genai.errors import StateError
 from anki_genai.identity import Candidate, IdentityPlan, NoteRecord, State, Status
@@ -113,7 +114,7 @@ def _packaged(
             PackagedNote(
                 r.guid,
                 r.deck,
-                functools.partial(_five, r.fields),
+                functools.partial(NoteFields.padded, r.fields),
                 hashlib.sha256("\x1f".join(r.fields).encode()).hexdigest(),
                 (*r.tags, identity.REMOVED_TAG),
                 r.mod,
@@ -139,12 +140,8 @@ def _tombstones(matched: IdentityPlan, previous_package: Path) -> list[NoteRecor
                 )
             else:
                 # The previous package is gone, so its exact content is unknown: say so on the card.
-                fields = (
-                    html.escape(record.question),
-                    REMOVED_ANSWER,
-                    "",
-                    html.escape(record.file),
-                    "",
+                fields = NoteFields(
+                    html.escape(record.question), REMOVED_ANSWER, "", html.escape(record.file)
                 )
                 record = replace(record, deck=REMOVED_DECK, fields=fields, tags=())
         tombstones.append(record)
@@ -168,8 +165,3 @@ def _check_state_belongs_here(
         "file (git checkout, or the backup in the output folder); if you really replaced "
         "every note, move the file away and build again."
     )
-
-
-def _five(fields: Sequence[str]) -> tuple[str, str, str, str, str]:
-    padded = (*fields, "", "", "", "", "")[:5]
-    return (padded[0], padded[1], padded[2], padded[3], padded[4])

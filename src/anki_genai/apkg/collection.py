@@ -19,6 +19,7 @@ from anki_genai.apkg.notetype import (
     NOTE_TYPE_ID,
     NOTE_TYPE_NAME,
     TEMPLATE_NAME,
+    NoteFields,
     note_type_css,
 )
 from anki_genai.media import MediaFile
@@ -32,7 +33,7 @@ class PackagedNote:
     deck: str
     # The fields in the note type's order (NoteFields), made only when the note is written:
     # holding every note's HTML at once would cost a large deck hundreds of megabytes.
-    fields: Callable[[], tuple[str, str, str, str, str]]
+    fields: Callable[[], NoteFields]
     fields_digest: str  # changes whenever the fields would
     tags: tuple[str, ...]
     mod: int  # seconds; Anki updates an existing note only if this is newer than its own
