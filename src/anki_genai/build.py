@@ -55,6 +55,7 @@ class BuildOptions:
     strict: bool = False  # any problem fails the build and nothing is written
     dry_run: bool = False  # plan only; write nothing
     encoding: str = "utf-8"  # of the Markdown files
+    encodings: tuple[tuple[str, str], ...] = ()  # (glob, encoding) for files in another one
     skip_unreadable: bool = False  # build the other files when one cannot be read
     lock_timeout: float = 60.0  # seconds to wait for another build of the same sources
     parse: ParseOptions = field(default_factory=ParseOptions)  # layout, extra marker words
@@ -213,7 +214,7 @@ def _collected(
     unreadable = [r for r in results if isinstance(r, SourceError)]
     if unreadable and not skip_unreadable:
         raise UnreadableSourcesError(tuple(unreadable))
-    diagnostics = [exc.diagnostic() for exc in unreadable]
+    diagnostics = [*sources.skipped, *(exc.diagnostic() for exc in unreadable)]
     cards: list[Card] = []
     for outcome in results:
         if isinstance(outcome, FileResult):
@@ -257,7 +258,9 @@ def output_cache(options: BuildOptions, memory: dict[str, RememberedFile] | None
 
 
 def _read_sources(options: BuildOptions) -> Sources:
-    return read_sources(options.sources, options.encoding, options.parse, options.deck)
+    return read_sources(
+        options.sources, options.encoding, options.parse, options.deck, options.encodings
+    )
 
 
 def _lock(

@@ -249,6 +249,7 @@ def _merged_options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
         strict=params.get("strict", False),
         dry_run=params.get("dry_run", False),
         encoding=params["encoding"],
+        encodings=tuple(config.get("encodings", ())),  # type: ignore[arg-type]
         skip_unreadable=params.get("skip_unreadable", False),
         lock_timeout=params.get("wait", 60.0),
         parse=ParseOptions(
