@@ -203,7 +203,7 @@ def test_gbk_file_is_reported_with_a_hint_and_nothing_is_written(tmp_path: Path)
     (source / "gbk.md").write_bytes(SIMPLE.replace("一", "二").encode("gbk"))
     result = run_cli("build", source, "-o", tmp_path / "build")
     assert result.exit_code == 1
-    assert f"{source / 'gbk.md'}:1: error: not valid utf-8; convert it (e.g. `iconv -f gbk" in (
+    assert f"{source / 'gbk.md'}:1: error: not valid utf-8; it reads as gbk: convert it" in (
         result.stderr
     )
     assert "--encoding gbk" in result.stderr
