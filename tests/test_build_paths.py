@@ -17,7 +17,7 @@ import pytest
 
 from anki_genai import build as build_module
 from anki_genai import cache as cache_module
-from anki_genai import identity
+from anki_genai import identity, statefile
 from anki_genai import workers as workers_module
 from anki_genai.apkg import deflate
 from anki_genai.apkg.collection import CollectionWriter
@@ -199,7 +199,7 @@ def test_cache_changed_under_a_running_build_stops_it(
     _write_corpus(source)
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
-    before = package.read_bytes(), (source / identity.STATE_FILE_NAME).read_bytes()
+    before = package.read_bytes(), (source / statefile.STATE_FILE_NAME).read_bytes()
     real_plan = build_module.plan_notes
 
     def plan_then_another_build(*args: Any) -> Any:
@@ -217,7 +217,7 @@ def test_cache_changed_under_a_running_build_stops_it(
         f"Error: {tmp_path / 'out' / CACHE_FILE_NAME}: the cache changed while this build "
         "ran (another build into the same folder?); build again\n"
     )
-    assert (package.read_bytes(), (source / identity.STATE_FILE_NAME).read_bytes()) == before
+    assert (package.read_bytes(), (source / statefile.STATE_FILE_NAME).read_bytes()) == before
     assert list(package.parent.glob(".*.tmp")) == []
 
 
@@ -233,18 +233,18 @@ def test_watching_process_rebuilds_from_memory(
     build_module.build(options, memo=memo)
     reads: list[Path] = []
     real_read_checked = cache_module.read_checked
-    real_load_state = identity.load_state
+    real_load_state = statefile.load_state
 
     def reading_entry(path: Path) -> object:
         reads.append(path)
         return real_read_checked(path)
 
-    def loading_state(path: Path, known: Any = None) -> identity.State:
+    def loading_state(path: Path, known: Any = None) -> statefile.State:
         reads.append(path)
         return real_load_state(path, known)
 
     monkeypatch.setattr(cache_module, "read_checked", reading_entry)
-    monkeypatch.setattr(identity, "load_state", loading_state)
+    monkeypatch.setattr(statefile, "load_state", loading_state)
     _edit_one_answer(source)
     fixed_clock[0] += 100
     build_module.build(options, memo=memo)
@@ -296,10 +296,10 @@ def test_unchanged_rebuild_leaves_the_package_alone(tmp_path: Path) -> None:
     _write_corpus(source)
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
-    before = (package.stat().st_mtime_ns, (source / identity.STATE_FILE_NAME).stat().st_mtime_ns)
+    before = (package.stat().st_mtime_ns, (source / statefile.STATE_FILE_NAME).stat().st_mtime_ns)
     result = run_cli("build", source, "-o", package)
     assert result.stdout.startswith(f"Up to date: {package}: {FILES} files, {FILES * 8} notes")
-    after = (package.stat().st_mtime_ns, (source / identity.STATE_FILE_NAME).stat().st_mtime_ns)
+    after = (package.stat().st_mtime_ns, (source / statefile.STATE_FILE_NAME).stat().st_mtime_ns)
     assert after == before
 
 

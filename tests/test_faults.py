@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from anki_genai import lock
-from anki_genai.build import STATE_BACKUP_NAME
 from anki_genai.cache import CACHE_FILE_NAME
-from anki_genai.identity import STATE_FILE_NAME
+from anki_genai.statefile import STATE_BACKUP_NAME, STATE_FILE_NAME
 from tests.conftest import REFERENCE, AnkiCollection, build_project, only_package, run_cli
 
 SIMPLE = "# 笔记\n\n## 一\n\n**题目：** 问题一？\n\n**答案：** 答案一。\n"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from anki_genai import identity
+from anki_genai import statefile
 from anki_genai.apkg import notetype, package
 from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, RememberedFile, environment_key
 from anki_genai.cards import Card, merge_duplicates
@@ -27,7 +27,7 @@ from anki_genai.errors import (
     StrictModeError,
     UnreadableSourcesError,
 )
-from anki_genai.identity import State, Status
+from anki_genai.identity import Status
 from anki_genai.lock import build_lock, lock_path
 from anki_genai.parse import ParseOptions
 from anki_genai.plan import Plan, PlannedNote, card_strings, plan_notes
@@ -40,9 +40,8 @@ from anki_genai.sources import (
     read_sources,
     source_root,
 )
+from anki_genai.statefile import State
 from anki_genai.workers import process_all
-
-STATE_BACKUP_NAME = "anki-genai-state.backup.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +143,7 @@ def build(
     root = source_root(options.sources)
     folder = package_folder(options.output)
     check_output_outside_sources(folder, options.sources)
-    state_path = root / identity.STATE_FILE_NAME
+    state_path = root / statefile.STATE_FILE_NAME
     cache = output_cache(options, memo.files if memo is not None else None)
     with _lock(options, root, on_wait), _without_cyclic_gc(), _gone_if_failed(folder):
         sources = _read_sources(options)
@@ -244,11 +243,11 @@ def preview(options: BuildOptions, page: Path) -> Collected:
 def forget_removed(sources: tuple[Path, ...], lock_timeout: float = 60.0) -> tuple[Path, int]:
     """Forget the removed notes in the state file of `sources`; return it and how many."""
     root = source_root(sources)
-    path = root / identity.STATE_FILE_NAME
+    path = root / statefile.STATE_FILE_NAME
     with build_lock(lock_path(root), lock_timeout, lambda: None):
-        state, dropped = identity.drop_tombstones(identity.load_state(path))
+        state, dropped = statefile.drop_tombstones(statefile.load_state(path))
         if dropped:
-            identity.save_state(state, path)
+            statefile.save_state(state, path)
     return path, dropped
 
 
@@ -315,7 +314,7 @@ def _plan(
         state = memo.state[1]
     else:
         known = card_strings(collected.cards) if state_digest is not None else None
-        state = identity.load_state(state_path, known)
+        state = statefile.load_state(state_path, known)
     if memo is not None:
         memo.state = None  # the old state goes while packaging, as above
     decks = {card.deck for card in collected.cards}
@@ -362,22 +361,9 @@ def _write(
         ) from None
     cache.remember_package(path, digest)
     if state_changed:
-        state_digest = _write_state(plan.state, result.state_path, path.parent)
+        state_digest = statefile.save_with_backup(plan.state, result.state_path, path.parent)
     assert state_digest is not None
     return True, state_digest
-
-
-def _write_state(state: State, state_path: Path, package_folder: Path) -> str:
-    """Save the state, once its package is written; return the new file's digest."""
-    if state_path.exists():
-        # The last good state, kept with the outputs, for when the committed one gets mangled.
-        shutil.copyfile(state_path, package_folder / STATE_BACKUP_NAME)
-    try:
-        return identity.save_state(state, state_path)
-    except OSError as exc:
-        raise AnkiGenaiError(
-            f"{state_path}: cannot write the state file ({exc.strerror})"
-        ) from None
 
 
 @contextlib.contextmanager

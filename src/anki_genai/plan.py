@@ -17,7 +17,8 @@ from anki_genai.apkg.collection import PackagedNote
 from anki_genai.apkg.notetype import NoteFields
 from anki_genai.cards import Card
 from anki_genai.errors import StateError
-from anki_genai.identity import Candidate, IdentityPlan, NoteRecord, State, Status
+from anki_genai.identity import Candidate, IdentityPlan, Status
+from anki_genai.statefile import NoteRecord, State
 
 REMOVED_ANSWER = "(removed from the Markdown sources)"
 REMOVED_DECK = "anki-genai removed"
