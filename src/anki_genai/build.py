@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -17,18 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from anki_genai import statefile
-from anki_genai.apkg import notetype, package
+from anki_genai.apkg import notetype
 from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, RememberedFile, environment_key
 from anki_genai.cards import Card, merge_duplicates
 from anki_genai.errors import (
-    AnkiGenaiError,
     Diagnostic,
     SourceError,
     StrictModeError,
     UnreadableSourcesError,
 )
 from anki_genai.identity import Status
-from anki_genai.lock import build_lock, lock_path
+from anki_genai.lock import project_lock
+from anki_genai.outputs import gone_if_failed, write_outputs
 from anki_genai.parse import ParseOptions
 from anki_genai.plan import Plan, PlannedNote, card_strings, plan_notes
 from anki_genai.preview import write_preview
@@ -133,21 +132,19 @@ def build(
     memo: BuildMemo | None = None,
     workers: int | None = None,
 ) -> BuildResult:
-    """Build the package for `options.sources`, updating the state file beside them.
-
-    Either the package and the state file are both replaced, or neither is: the package is
-    written first (to a temporary file, then renamed), the state second. A crash between the
-    two leaves the old state, whose GUIDs the next build reuses, so it only resends notes.
-    `workers` is the number of processes that parse (None: as many as pay off).
-    """
+    """Build the package for `options.sources`, updating the state file beside them;
+    `workers` processes parse (None: as many as pay off). See `outputs` for what a failure
+    at any moment leaves."""
     root = source_root(options.sources)
     folder = package_folder(options.output)
     check_output_outside_sources(folder, options.sources)
     state_path = root / statefile.STATE_FILE_NAME
     cache = output_cache(options, memo.files if memo is not None else None)
-    with _lock(options, root, on_wait), _without_cyclic_gc(), _gone_if_failed(folder):
+    with _lock(options, root, on_wait), _without_cyclic_gc(), gone_if_failed(folder):
         sources = _read_sources(options)
-        state_digest = _file_digest(state_path)  # the lock keeps it so until the build ends
+        state_digest = statefile.file_digest(
+            state_path
+        )  # the lock keeps it so until the build ends
         unchanged = _unchanged_since_last_build(cache, options, sources, state_path, state_digest)
         if unchanged is not None:
             return unchanged
@@ -159,11 +156,10 @@ def build(
             raise StrictModeError(result.diagnostics)
         if options.dry_run:
             return result
-        written, state_digest = _write(plan, result, cache, state_changed, state_digest)
-        media = sorted({m.path for card in collected.cards for m in card.media})
-        inputs = _inputs_digest(options, sources, state_digest)
-        cache.remember_build(inputs, result.package_path, result.summary(), media)
-        cache.save()
+        written, state_digest = write_outputs(
+            plan, result.state_path, cache, state_changed, state_digest
+        )
+        _remember(cache, options, sources, collected, result, state_digest)
         if memo is not None:
             memo.state = (state_digest, plan.state)
         return replace(result, written=written)
@@ -244,7 +240,7 @@ def forget_removed(sources: tuple[Path, ...], lock_timeout: float = 60.0) -> tup
     """Forget the removed notes in the state file of `sources`; return it and how many."""
     root = source_root(sources)
     path = root / statefile.STATE_FILE_NAME
-    with build_lock(lock_path(root), lock_timeout, lambda: None):
+    with project_lock(root, lock_timeout):
         state, dropped = statefile.drop_tombstones(statefile.load_state(path))
         if dropped:
             statefile.save_state(state, path)
@@ -268,7 +264,7 @@ def _lock(
     """One build at a time per source folder; a dry run writes nothing, so needs no lock."""
     if options.dry_run:
         return contextlib.nullcontext()
-    return build_lock(lock_path(root), options.lock_timeout, on_wait)
+    return project_lock(root, options.lock_timeout, on_wait)
 
 
 def _unchanged_since_last_build(
@@ -296,6 +292,21 @@ def _inputs_digest(options: BuildOptions, sources: Sources, state_digest: str) -
         digest.update(f"\x1e{path}\x1f{key}".encode())
     digest.update(b"\x1e" + state_digest.encode())
     return digest.hexdigest()
+
+
+def _remember(
+    cache: Cache,
+    options: BuildOptions,
+    sources: Sources,
+    collected: Collected,
+    result: BuildResult,
+    state_digest: str,
+) -> None:
+    """Save the cache, with what this build read and reported, for the next build."""
+    media = sorted({m.path for card in collected.cards for m in card.media})
+    inputs = _inputs_digest(options, sources, state_digest)
+    cache.remember_build(inputs, result.package_path, result.summary(), media)
+    cache.save()
 
 
 def _plan(
@@ -338,49 +349,6 @@ def _result(collected: Collected, plan: Plan, state_path: Path) -> BuildResult:
     )
 
 
-def _write(
-    plan: Plan, result: BuildResult, cache: Cache, state_changed: bool, state_digest: str | None
-) -> tuple[bool, str]:
-    """Write the package (unless it is current) and then the state (if it changed).
-
-    Return whether anything was written, and the digest of the state file now.
-    """
-    path, note_type_mod = result.package_path, plan.state.note_type_mod
-    digest = package.content_digest(plan.notes, note_type_mod)
-    if not state_changed and cache.package_is_current(path, digest):
-        assert state_digest is not None  # a missing state file counts as changed
-        return False, state_digest
-    _remove_stale_temporary_files(path.parent, ".*.apkg.*.tmp")
-    _remove_stale_temporary_files(result.state_path.parent, f".{result.state_path.name}.*.tmp")
-    keep = cache.folder / "collection" if cache.folder is not None else None
-    try:
-        package.write_package(plan.notes, note_type_mod, path, keep)
-    except OSError as exc:
-        raise AnkiGenaiError(
-            f"{path}: cannot write the package ({exc.strerror}); choose a writable output with -o"
-        ) from None
-    cache.remember_package(path, digest)
-    if state_changed:
-        state_digest = statefile.save_with_backup(plan.state, result.state_path, path.parent)
-    assert state_digest is not None
-    return True, state_digest
-
-
-@contextlib.contextmanager
-def _gone_if_failed(folder: Path) -> Iterator[None]:
-    """A build that fails leaves no output folder it created: it may have begun filling
-    the cache there before it found the problem."""
-    created = not folder.exists()
-    try:
-        yield
-    except BaseException:
-        if created:
-            shutil.rmtree(folder / CACHE_FILE_NAME, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only if nothing else is in it
-        raise
-
-
 @contextlib.contextmanager
 def _without_cyclic_gc() -> Iterator[None]:
     # A build holds hundreds of thousands of tokens and strings, none in reference cycles;
@@ -392,19 +360,3 @@ def _without_cyclic_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _file_digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def _remove_stale_temporary_files(folder: Path, pattern: str) -> None:
-    # A build killed mid-write (SIGKILL, power loss) leaves its temporary package or state
-    # behind; we hold the lock, so no other build is writing one now.
-    if folder.is_dir():
-        for stale in folder.glob(pattern):
-            with contextlib.suppress(OSError):
-                stale.unlink()

@@ -44,6 +44,13 @@ def lock_path(root: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"anki-genai-{user}-{key}.lock"
 
 
+def project_lock(
+    root: Path, timeout: float, on_wait: Callable[[], None] = lambda: None
+) -> contextlib.AbstractContextManager[None]:
+    """The lock that one build (or forget-removed) of the project at `root` holds."""
+    return build_lock(lock_path(root), timeout, on_wait)
+
+
 @contextlib.contextmanager
 def build_lock(
     path: Path, timeout: float, on_wait: Callable[[], None] = lambda: None

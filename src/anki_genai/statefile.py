@@ -287,3 +287,11 @@ def _record_json(record: NoteRecord, quote: Callable[[str], str] = encode_basest
         rest = {"deck": record.deck, "fields": list(record.fields), "tags": list(record.tags)}
         line += ', "removed": true, ' + json.dumps(rest, ensure_ascii=False)[1:-1]
     return line + "}"
+
+
+def file_digest(path: Path) -> str | None:
+    """The digest of the state file's bytes, or None when there is none to read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
