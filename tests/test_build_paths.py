@@ -353,13 +353,13 @@ def test_rebuild_copies_the_unchanged_part_of_the_deflated_collection(
     _write_corpus(source)
     _build(source, tmp_path / "reused" / "out.apkg")
     deflated: list[bytes] = []
-    real_deflate = deflate._deflate
+    real_deflate = deflate.deflate_segment
 
     def counting_deflate(data: bytes, key: bytes) -> tuple[bytes, bytes]:
         deflated.append(key)
         return real_deflate(data, key)
 
-    monkeypatch.setattr(deflate, "_deflate", counting_deflate)
+    monkeypatch.setattr(deflate, "deflate_segment", counting_deflate)
     _edit_one_answer(source)
     fixed_clock[0] += 100
     _build(source, tmp_path / "reused" / "out.apkg")

@@ -63,10 +63,10 @@ class BuildOptions:
 class Collected:
     """The cards of every source file, and every problem met on the way."""
 
-    root: Path  # the folder the state file lives in
-    files: tuple[Path, ...]
     cards: tuple[Card, ...]
     diagnostics: tuple[Diagnostic, ...]
+    files: tuple[Path, ...]
+    root: Path  # the folder the state file lives in
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +217,7 @@ def _collected(
             cards.extend(outcome.cards)
     kept, duplicate_problems = merge_duplicates(cards)
     diagnostics.extend(duplicate_problems)
-    return Collected(sources.root, sources.files, tuple(kept), tuple(diagnostics))
+    return Collected(tuple(kept), tuple(diagnostics), sources.files, sources.root)
 
 
 def check(options: BuildOptions) -> Collected:

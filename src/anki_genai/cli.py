@@ -75,6 +75,15 @@ def _source_options(command: F) -> F:
     return command
 
 
+_wait_option = click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait while another build of the same sources is running.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="anki-genai")
 def main() -> None:
@@ -105,13 +114,7 @@ def main() -> None:
     is_flag=True,
     help="Build the other files when some cannot be read or decoded (they are reported).",
 )
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait while another build of the same sources is running.",
-)
+@_wait_option
 @click.option(
     "--watch", is_flag=True, help="Rebuild whenever a source file changes (Ctrl-C stops)."
 )
@@ -208,13 +211,7 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
 
 @main.command("forget-removed")
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait while a build of the same sources is running.",
-)
+@_wait_option
 def forget_removed_command(sources: tuple[Path, ...], wait: float) -> None:
     """Forget notes removed from the SOURCES, once you have deleted them in Anki.
 
