@@ -32,14 +32,17 @@ from anki_genai.parse import ParseOptions
 from anki_genai.plan import Plan, PlannedNote, card_strings, plan_notes
 from anki_genai.preview import write_preview
 from anki_genai.sources import (
+    Scope,
     Sources,
     check_output_outside_sources,
     output_path,
     package_folder,
     read_sources,
+    relative_to_root,
+    scope_of,
     source_root,
 )
-from anki_genai.statefile import State
+from anki_genai.statefile import NoteRecord, State
 from anki_genai.workers import process_all
 
 
@@ -67,6 +70,7 @@ class Collected:
     diagnostics: tuple[Diagnostic, ...]
     files: tuple[Path, ...]
     root: Path  # the folder the state file lives in
+    scope: Scope  # the files whose notes this build speaks for
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +202,7 @@ def collect(
         done += 1
         if progress is not None:
             progress(done, len(sources.files))
-    if cache is not None:
+    if cache is not None and "" in sources.scope.named:  # a part of the project keeps the rest
         cache.keep_only({job.relative for job in sources.jobs if not isinstance(job, SourceError)})
     return _collected(sources, results, options.skip_unreadable)
 
@@ -217,7 +221,8 @@ def _collected(
             cards.extend(outcome.cards)
     kept, duplicate_problems = merge_duplicates(cards)
     diagnostics.extend(duplicate_problems)
-    return Collected(tuple(kept), tuple(diagnostics), sources.files, sources.root)
+    scope = sources.scope.without(relative_to_root(exc.path, sources.root) for exc in unreadable)
+    return Collected(tuple(kept), tuple(diagnostics), sources.files, sources.root, scope)
 
 
 def check(options: BuildOptions) -> Collected:
@@ -236,15 +241,22 @@ def preview(options: BuildOptions, page: Path) -> Collected:
     return collected
 
 
-def forget_removed(sources: tuple[Path, ...], lock_timeout: float = 60.0) -> tuple[Path, int]:
-    """Forget the removed notes in the state file of `sources`; return it and how many."""
+def forget_removed(
+    sources: tuple[Path, ...], lock_timeout: float = 60.0, dry_run: bool = False
+) -> tuple[Path, tuple[NoteRecord, ...]]:
+    """Forget the removed notes of `sources` (of their files only, when they are part of a
+    project) in the state file; return it and the notes forgotten (or, in a dry run, that
+    would be)."""
     root = source_root(sources)
     path = root / statefile.STATE_FILE_NAME
-    with project_lock(root, lock_timeout):
-        state, dropped = statefile.drop_tombstones(statefile.load_state(path))
-        if dropped:
-            statefile.save_state(state, path)
-    return path, dropped
+    scope = scope_of(sources, root)
+    with project_lock(root, lock_timeout) if not dry_run else contextlib.nullcontext():
+        state = statefile.load_state(path)
+        gone = tuple(r for r in state.notes.values() if r.removed and r.file in scope)
+        if gone and not dry_run:
+            kept = {guid: r for guid, r in state.notes.items() if r not in gone}
+            statefile.save_state(replace(state, notes=kept), path)
+    return path, gone
 
 
 def output_cache(options: BuildOptions, memory: dict[str, RememberedFile] | None = None) -> Cache:
@@ -330,7 +342,7 @@ def _plan(
         memo.state = None  # the old state goes while packaging, as above
     decks = {card.deck for card in collected.cards}
     package_path = output_path(options.output, collected.root, decks)
-    plan = plan_notes(collected.cards, state, state_path, package_path)
+    plan = plan_notes(collected.cards, state, state_path, package_path, collected.scope)
     # Compared as data, not as text: a state that says the same is not rewritten.
     return plan, state_digest is None or plan.state != state
 

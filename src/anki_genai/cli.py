@@ -212,13 +212,19 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
 @main.command("forget-removed")
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @_wait_option
-def forget_removed_command(sources: tuple[Path, ...], wait: float) -> None:
+@click.option("--dry-run", is_flag=True, help="List the notes it would forget; change nothing.")
+def forget_removed_command(sources: tuple[Path, ...], wait: float, dry_run: bool) -> None:
     """Forget notes removed from the SOURCES, once you have deleted them in Anki.
 
     Until then every build keeps sending them tagged anki-genai::removed.
     """
-    path, dropped = _run(lambda: forget_removed(sources or (Path("source"),), wait))
-    click.echo(f"Forgot {dropped} removed note(s) in {path}.")
+    path, gone = _run(lambda: forget_removed(sources or (Path("source"),), wait, dry_run))
+    for record in sorted(gone, key=lambda r: (r.file, r.question)):
+        click.echo(f"{'would forget' if dry_run else 'forgot'}  {record.file}: {record.question}")
+    if dry_run:
+        click.echo(f"Dry run, nothing changed: would forget {len(gone)} removed note(s) in {path}.")
+    else:
+        click.echo(f"Forgot {len(gone)} removed note(s) in {path}.")
 
 
 # --- options -----------------------------------------------------------------------------------

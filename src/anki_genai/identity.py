@@ -24,6 +24,7 @@ import enum
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 
 from anki_genai.parse import normalize_question
@@ -84,8 +85,14 @@ def build_timestamp(state: State) -> int:
     return max(int(time.time()), state.latest_mod + 1)
 
 
-def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -> IdentityPlan:
-    """Give each candidate the GUID of the note it evolved from, or a new one."""
+def assign_identities(
+    candidates: Sequence[Candidate],
+    state: State,
+    now: int,
+    reserved: AbstractSet[str] = frozenset(),
+) -> IdentityPlan:
+    """Give each candidate the GUID of the note it evolved from, or a new one; a new one is
+    never one of `reserved` (the GUIDs of notes this build leaves alone)."""
     records = state.notes
     claimed: set[str] = set()
     chosen: list[str | None] = [None] * len(candidates)
@@ -127,7 +134,7 @@ def assign_identities(candidates: Sequence[Candidate], state: State, now: int) -
 
     _match_edited_questions(candidates, records, record_keys, chosen, claimed)
 
-    taken = set(records) | claimed
+    taken = set(records) | claimed | reserved
     assignments = []
     for cand, matched in zip(candidates, chosen, strict=True):
         if matched is None:

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import html
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -62,16 +62,29 @@ def card_strings(cards: Sequence[Card]) -> dict[str, str]:
     return strings
 
 
-def plan_notes(cards: Sequence[Card], state: State, state_path: Path, package_path: Path) -> Plan:
-    """Match `cards` against `state`: the notes to package at `package_path`, and the next state."""
+def plan_notes(
+    cards: Sequence[Card],
+    state: State,
+    state_path: Path,
+    package_path: Path,
+    scope: Container[str] | None = None,
+) -> Plan:
+    """Match `cards` against `state`: the notes to package at `package_path`, and the next state.
+
+    Only the notes of files in `scope` (None: every file) are matched, removed or packaged;
+    the others keep their records as they are, GUIDs included.
+    """
     now = identity.build_timestamp(state)
+    outside = {g: r for g, r in state.notes.items() if r.file not in scope} if scope else {}
+    if outside:
+        state = replace(state, notes={g: r for g, r in state.notes.items() if g not in outside})
     candidates = [
         Candidate(
             c.question_text, c.answer_digest, c.digest, c.source_file, c.explicit_id, c.question_key
         )
         for c in cards
     ]
-    matched = identity.assign_identities(candidates, state, now)
+    matched = identity.assign_identities(candidates, state, now, reserved=outside.keys())
     _check_state_belongs_here(state, state_path, candidates, matched)
     note_type_digest = notetype.note_type_digest()
     note_type_mod = state.note_type_mod if state.note_type_digest == note_type_digest else now
@@ -79,6 +92,8 @@ def plan_notes(cards: Sequence[Card], state: State, state_path: Path, package_pa
     new_state = identity.updated_state(
         candidates, matched, tombstones, note_type_digest, note_type_mod
     )
+    if outside:
+        new_state = replace(new_state, notes={**outside, **new_state.notes})
     # Matching's working objects go before the packaged notes are made: at 100,000 notes
     # they are what tips a build over 300 MB.
     del candidates

@@ -8,12 +8,14 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from anki_genai.config import CONFIG_FILE_NAME
 from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity, SourceError, SourceLocation
 from anki_genai.parse import ParseOptions
+from anki_genai.statefile import STATE_FILE_NAME
 
 PACKAGE_SUFFIX = ".apkg"
 
@@ -49,6 +51,27 @@ class FileJob:
 
 
 @dataclass(frozen=True, slots=True)
+class Scope:
+    """The files a build speaks for. A build of one file or folder of a project leaves the
+    notes of every other file as they are: it neither reports, removes nor forgets them."""
+
+    named: tuple[str, ...]  # relative paths: "" the whole project, "dir/" a folder, a file
+    skipped: frozenset[str] = frozenset()  # files in it whose cards could not be made now
+
+    def __contains__(self, relative: object) -> bool:
+        if not isinstance(relative, str) or relative in self.skipped:
+            return False
+        return any(
+            n == "" or relative == n or (n.endswith("/") and relative.startswith(n))
+            for n in self.named
+        )
+
+    def without(self, relatives: Iterable[str]) -> Scope:
+        """This scope, less files that could not be read this time (their notes stay)."""
+        return Scope(self.named, self.skipped | frozenset(relatives))
+
+
+@dataclass(frozen=True, slots=True)
 class Sources:
     """Every source file, read: the job that turns it into cards, or why it cannot be read."""
 
@@ -57,6 +80,7 @@ class Sources:
     jobs: tuple[FileJob | SourceError, ...]
     keys: tuple[str, ...]  # what the file's cards depend on; "" for an unreadable file
     skipped: tuple[Diagnostic, ...] = ()  # what was passed over: FIFOs, devices, ...
+    scope: Scope = Scope(("",))
 
 
 def read_sources(
@@ -83,18 +107,43 @@ def read_sources(
             jobs.append(exc)
             keys.append("")
             continue
-        relative = _relative(path, root)
+        relative = relative_to_root(path, root)
         own = next((e for glob, e in encodings if fnmatch.fnmatch(relative, glob)), encoding)
         job = FileJob(path, relative, len(data), root, own, parse, deck, single_file)
         jobs.append(job)
         keys.append(job.key(data))
-    return Sources(root, tuple(files), tuple(jobs), tuple(keys), tuple(skipped))
+    return Sources(
+        root, tuple(files), tuple(jobs), tuple(keys), tuple(skipped), scope_of(paths, root)
+    )
+
+
+def scope_of(paths: Sequence[Path], root: Path) -> Scope:
+    """The scope of a build of `paths` in the project at `root`."""
+    return Scope(tuple(_named(path, root) for path in paths))
+
+
+def _named(path: Path, root: Path) -> str:
+    if not path.is_dir():
+        return relative_to_root(path, root)
+    real = _real(path)
+    return "" if real == root else real.relative_to(root).as_posix() + "/"
 
 
 def source_root(sources: Sequence[Path]) -> Path:
-    """Return the folder the state file lives in: the common folder of all sources."""
+    """Return the project's root, where its state file and anki-genai.toml live.
+
+    As git and black find theirs: the nearest folder at or above the sources that holds
+    either file, not looking past the repository's root; else the sources' common folder.
+    So a build of one file or sub-folder of a project uses the project's state.
+    """
     folders = [p if p.is_dir() else p.parent for p in sources]
-    return Path(os.path.commonpath([_real(f) for f in folders])) if folders else Path.cwd()
+    common = Path(os.path.commonpath([_real(f) for f in folders])) if folders else Path.cwd()
+    for folder in (common, *common.parents):
+        if (folder / STATE_FILE_NAME).is_file() or (folder / CONFIG_FILE_NAME).is_file():
+            return folder
+        if (folder / ".git").exists():
+            break
+    return common
 
 
 def find_sources(sources: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
@@ -166,7 +215,8 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_to_root(path: Path, root: Path) -> str:
+    """A source file's path as the state file records it: relative to the root, '/'-separated."""
     real = _real(path)
     return real.relative_to(root).as_posix() if real.is_relative_to(root) else path.name
 
