@@ -113,3 +113,28 @@ def test_forget_removed_of_one_file_lists_and_forgets_only_its_notes(tmp_path: P
     assert state.read_bytes() != before
     text = state.read_text(encoding="utf-8")
     assert "常见的第3个问题" not in text and "模型的第3个问题" in text
+
+
+def test_renaming_moving_and_retitling_overwrite_no_edit_made_in_anki(
+    tmp_path: Path, anki: AnkiCollection
+) -> None:
+    """A file renamed, moved into a sub-folder and a section retitled: no note is resent, so
+    the edit made on the phone and every card's history survive; the build says so."""
+    notes = _project(tmp_path)
+    out = tmp_path / "build"
+    assert run_cli("build", notes, "-o", out).exit_code == 0
+    anki.import_package(out / "notes.apkg")
+    anki.review_all()
+    history = anki.history()
+    edited = _edit_in_anki(anki, "模型的第1个问题", "手机上改过的答案")
+    (notes / "llm.md").rename(notes / "go" / "large-models.md")
+    faq = notes / "faq.md"
+    faq.write_text(faq.read_text(encoding="utf-8").replace("## 2. 第2节", "## 二、新标题"), "utf-8")
+    result = run_cli("build", notes, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "0 new, 0 changed, 8 unchanged" in result.stdout
+    assert "3 notes moved to another file, unchanged" in result.stdout
+    log = anki.import_package(out / "notes.apkg")
+    assert (log.new, log.updated) == (0, 0)
+    assert anki.notes()[edited]["Answer"] == "手机上改过的答案"
+    assert anki.history() == history

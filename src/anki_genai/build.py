@@ -86,6 +86,7 @@ class BuildResult:
     counts: Counter[Status] = field(default_factory=Counter)
     note_count: int = 0  # notes from the sources (removed ones not counted)
     deck_counts: dict[str, Counter[Status]] = field(default_factory=dict)
+    moved: int = 0  # unchanged notes now in another file
 
     def summary(self) -> dict[str, object]:
         """What a later unchanged rebuild reports again without redoing the work."""
@@ -358,6 +359,7 @@ def _result(collected: Collected, plan: Plan, state_path: Path) -> BuildResult:
         plan.counts,
         note_count=len(collected.cards),
         deck_counts=plan.deck_counts,
+        moved=plan.moved,
     )
 
 

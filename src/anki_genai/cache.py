@@ -32,7 +32,7 @@ from anki_genai.store import (
 )
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
-_FORMAT = 8  # entries hold a token since 8
+_FORMAT = 9  # entries hold a token since 8, a card's content digest since 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,12 +304,13 @@ def _card_to_list(card: Card) -> list[object]:
         card.question_key,
         card.answer_digest,
         card.digest,
+        card.shown_digest,
     ]
 
 
 def _card_from_list(data: list[Any], path: Path, stored: StoredHtml | None) -> Card:
     (deck, packed, context, source_file, line, question_text, tags, explicit_id, media,
-     question_key, answer_digest, digest) = data  # fmt: skip
+     question_key, answer_digest, digest, shown_digest) = data  # fmt: skip
     return Card(
         deck=str(deck),
         packed_html=stored or bytes(packed),
@@ -323,4 +324,5 @@ def _card_from_list(data: list[Any], path: Path, stored: StoredHtml | None) -> C
         question_key=str(question_key),
         answer_digest=str(answer_digest),
         digest=str(digest),
+        shown_digest=str(shown_digest),
     )

@@ -42,7 +42,8 @@ class Card:
     # them many times.
     question_key: str = field(repr=False)
     answer_digest: str = field(repr=False)
-    digest: str = field(repr=False)
+    digest: str = field(repr=False)  # of the content: question, answer, the user's own tags
+    shown_digest: str = field(repr=False)  # of all the note shows, where it comes from too
 
     @classmethod
     def create(
@@ -56,20 +57,24 @@ class Card:
         location: SourceLocation,
         question_text: str,
         tags: tuple[str, ...],
+        own_tags: tuple[str, ...] = (),
         explicit_id: str | None = None,
         media: tuple[MediaFile, ...] = (),
     ) -> Card:
-        # The digest of what the note shows leaves the line number out on purpose: an edit
-        # higher up in a file shifts the lines of every pair below it, and counting that as
-        # a change would restamp those notes and overwrite their users' own edits in Anki.
-        # The Source field is refreshed whenever the note changes for a real reason.
+        # A note changes (gets a new mod, so Anki's import overwrites the user's own edits
+        # in Anki) only when its content does: the question, the answer and the tags the
+        # user gave. Where it comes from (file, heading, line: the Source and Context fields
+        # and the file's tag) travels with its next real change, so renaming a file, moving
+        # a pair or retitling a section overwrites nothing. `shown_digest` covers it all, for
+        # the package, and is how a previous release's state files recorded a note.
+        content = _digest(question, answer, *own_tags)
         shown = _digest(question, answer, context, source_file, *tags)
         # The HTML is held compressed: a build of 100,000 notes would otherwise keep a
         # quarter of a gigabyte of it in memory between rendering and packaging.
         packed = zlib.compress(f"{question}\x00{answer}".encode(), 1)
         return cls(
             deck, packed, context, source_file, location, question_text, tags, explicit_id,
-            media, normalize_question(question_text), _digest(answer), shown,
+            media, normalize_question(question_text), _digest(answer), content, shown,
         )  # fmt: skip
 
     def stored_at(self, where: StoredHtml) -> Card:
@@ -79,7 +84,7 @@ class Card:
         return Card(
             self.deck, where, self.context, self.source_file, self.location,
             self.question_text, self.tags, self.explicit_id, self.media, self.question_key,
-            self.answer_digest, self.digest,
+            self.answer_digest, self.digest, self.shown_digest,
         )  # fmt: skip
 
     def packed(self) -> bytes:
@@ -123,7 +128,8 @@ def make_cards(
     document: ParsedDocument, deck: str, source_file: str, renderer: Renderer, root: Path
 ) -> tuple[list[Card], list[Diagnostic]]:
     """Render every pair of `document` into a card of `deck`; report image problems."""
-    tags = tuple(dict.fromkeys((*(safe_tag(t) for t in document.tags), file_tag(source_file))))
+    own_tags = tuple(dict.fromkeys(safe_tag(t) for t in document.tags))
+    tags = tuple(dict.fromkeys((*own_tags, file_tag(source_file))))
     cards: list[Card] = []
     problems: list[Diagnostic] = []
     for pair in document.pairs:
@@ -152,6 +158,7 @@ def make_cards(
                 location=pair.location,
                 question_text=pair.question_text,
                 tags=tags,
+                own_tags=own_tags,
                 explicit_id=pair.explicit_id,
                 media=tuple(dict.fromkeys(media.values())),
             )

@@ -55,6 +55,8 @@ class Candidate:
     file: str
     explicit_id: str | None = None
     key: str = field(default="", repr=False, compare=False)  # the question, normalised
+    # The digest a previous release recorded for the same note: its state files hold that.
+    shown_digest: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -175,7 +177,7 @@ def _assignment(
 ) -> Assignment:
     if record is None:
         return Assignment(guid, now, Status.NEW)
-    if record.digest == cand.digest and not record.removed:
+    if record.digest in (cand.digest, cand.shown_digest) and not record.removed:
         return Assignment(guid, record.mod, Status.UNCHANGED)
     if renamed:
         return Assignment(guid, now, Status.RENAMED, previous_question=record.question)

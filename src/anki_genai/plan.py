@@ -50,6 +50,9 @@ class Plan:
     counts: Counter[Status]
     deck_counts: dict[str, Counter[Status]]
     state: State
+    # Unchanged notes whose pair now lives in another file: Anki keeps their old tag,
+    # Source and deck until their content next changes.
+    moved: int = 0
 
 
 def card_strings(cards: Sequence[Card]) -> dict[str, str]:
@@ -80,7 +83,13 @@ def plan_notes(
         state = replace(state, notes={g: r for g, r in state.notes.items() if g not in outside})
     candidates = [
         Candidate(
-            c.question_text, c.answer_digest, c.digest, c.source_file, c.explicit_id, c.question_key
+            c.question_text,
+            c.answer_digest,
+            c.digest,
+            c.source_file,
+            c.explicit_id,
+            c.question_key,
+            c.shown_digest,
         )
         for c in cards
     ]
@@ -97,7 +106,12 @@ def plan_notes(
     # Matching's working objects go before the packaged notes are made: at 100,000 notes
     # they are what tips a build over 300 MB.
     del candidates
-    return _packaged(cards, matched, tombstones, new_state, package_path)
+    moved = sum(
+        1
+        for card, a in zip(cards, matched.assignments, strict=True)
+        if a.status is Status.UNCHANGED and state.notes[a.guid].file != card.source_file
+    )
+    return replace(_packaged(cards, matched, tombstones, new_state, package_path), moved=moved)
 
 
 def _packaged(
@@ -116,7 +130,7 @@ def _packaged(
         deck_counts.setdefault(card.deck, Counter())[a.status] += 1
         if a.status is not Status.UNCHANGED:
             changes.append(PlannedNote(card, a.guid, a.mod, a.status, a.previous_question))
-        digest = f"{card.digest}:{card.location.line}"
+        digest = f"{card.shown_digest}:{card.location.line}"
         fields = card.fields
         notes.append(PackagedNote(a.guid, card.deck, fields, digest, card.tags, a.mod, card.media))
     newly_removed = set(matched.newly_removed)

@@ -41,6 +41,11 @@ def build_result(result: BuildResult, *, quiet: bool, as_json: bool, dry_run: bo
         _print_plan(result)
     verb = "Dry run, nothing written:" if dry_run else "Wrote" if result.written else "Up to date:"
     click.echo(f"{verb} {_summary(result)}")
+    if result.moved:
+        click.echo(
+            f"  {plural(result.moved, 'note')} moved to another file, unchanged: Anki keeps "
+            "their old tag, Source and deck until their content next changes"
+        )
     # Per deck, only the decks something happened to, and not a screenful of them.
     touched = {d: c for d, c in result.deck_counts.items() if c[Status.UNCHANGED] != c.total()}
     if len(result.deck_counts) > 1:
@@ -96,6 +101,7 @@ def _result_json(result: BuildResult) -> dict[str, object]:
         "files": result.files,
         "notes": result.note_count,
         "counts": counts(result.counts),
+        "moved": result.moved,
         "decks": {deck: counts(c) for deck, c in sorted(result.deck_counts.items())},
         "renamed": [
             {"source": n.card.source, "from": n.previous_question, "to": n.card.question_text}
