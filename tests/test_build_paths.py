@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib
-import importlib.util
 import os
 import shutil
 import sqlite3
@@ -20,6 +19,7 @@ from anki_genai import build as build_module
 from anki_genai import cache as cache_module
 from anki_genai import deflate, identity
 from anki_genai import package as package_module
+from anki_genai import workers as workers_module
 from anki_genai.build import BuildMemo, BuildOptions
 from anki_genai.cache import CACHE_FILE_NAME
 from anki_genai.identity import Status
@@ -64,6 +64,13 @@ def _notes(package: Path, collection_dir: Path) -> dict[str, tuple[tuple[str, ..
         anki.close()
 
 
+def _assert_anki_gets_the_edit(package: Path, collection_dir: Path) -> None:
+    """Imported into Anki, `package` holds every note, and the one edited answer once."""
+    notes = _notes(package, collection_dir)
+    assert len(notes) == FILES * 8
+    assert sum("要点五点三" in fields[1] for fields, *_ in notes.values()) == 1
+
+
 def _clean_build_notes(source: Path, tmp_path: Path) -> dict[str, Any]:
     """What Anki holds after importing a build from a copy of `source` (its state included)
     with no cache: the notes every faster path must reproduce."""
@@ -98,33 +105,32 @@ def fresh_collections(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def parsed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The files that builds parse, in order (in this process: no worker processes)."""
     files: list[Path] = []
-    real_parse = build_module.parse_markdown
+    real_parse = workers_module.parse_markdown
 
     def spy(text: str, path: Path, *args: object) -> object:
         files.append(path)
         return real_parse(text, path, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(build_module, "parse_markdown", spy)
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    monkeypatch.setattr(workers_module, "parse_markdown", spy)
     return files
 
 
-def _build(source: Path, output: Path) -> None:
-    result = run_cli("build", source, "-o", output, "-q")
-    assert result.exit_code == 0, result.output
+def _build(source: Path, output: Path, workers: int | None = None) -> None:
+    """Build as the command line does, or on exactly `workers` processes."""
+    if workers is None:
+        result = run_cli("build", source, "-o", output, "-q")
+        assert result.exit_code == 0, result.output
+    else:
+        build_module.build(BuildOptions(sources=(source,), output=output), workers=workers)
 
 
 def test_parallel_build_equals_serial_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixed_clock: list[float]
 ) -> None:
     """Spreading the files over processes changes nothing in the notes Anki receives."""
-    pytest.importorskip("anki")
     for name in ("serial", "parallel"):
         _write_corpus(tmp_path / name / "source")
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
-    _build(tmp_path / "serial" / "source", tmp_path / "serial" / "out.apkg")
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 2)
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_BYTES", 0)
+    _build(tmp_path / "serial" / "source", tmp_path / "serial" / "out.apkg", workers=1)
     workers = []
     real_pool = concurrent.futures.ProcessPoolExecutor
 
@@ -133,7 +139,7 @@ def test_parallel_build_equals_serial_build(
         return real_pool(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", counting_pool)
-    _build(tmp_path / "parallel" / "source", tmp_path / "parallel" / "out.apkg")
+    _build(tmp_path / "parallel" / "source", tmp_path / "parallel" / "out.apkg", workers=2)
 
     assert workers and workers[0] >= 2, "the parallel build did not use worker processes"
     serial = _notes(tmp_path / "serial" / "out.apkg", tmp_path / "anki-serial")
@@ -146,7 +152,6 @@ def test_cached_rebuild_equals_clean_build(
     tmp_path: Path, fixed_clock: list[float], parsed: list[Path]
 ) -> None:
     """A rebuild that reuses cached files gives the notes a build from scratch gives."""
-    pytest.importorskip("anki")
     source = tmp_path / "cached" / "source"
     _write_corpus(source)
     _build(source, tmp_path / "cached" / "out.apkg")
@@ -194,7 +199,7 @@ def test_cache_changed_under_a_running_build_stops_it(
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
     before = package.read_bytes(), (source / identity.STATE_FILE_NAME).read_bytes()
-    real_plan = build_module._plan
+    real_plan = build_module.plan_notes
 
     def plan_then_another_build(*args: Any) -> Any:
         planned = real_plan(*args)
@@ -202,8 +207,7 @@ def test_cache_changed_under_a_running_build_stops_it(
             entry.write_bytes(entry.read_bytes() + b"another build's")  # no longer checks out
         return planned
 
-    monkeypatch.setattr(build_module, "_plan", plan_then_another_build)
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
+    monkeypatch.setattr(build_module, "plan_notes", plan_then_another_build)
     (tmp_path / "out" / CACHE_FILE_NAME / "collection" / "collection.index").unlink()
     _edit_one_answer(source)
     result = run_cli("build", source, "-o", package)
@@ -221,7 +225,6 @@ def test_watching_process_rebuilds_from_memory(
 ) -> None:
     """`build --watch` keeps every file's cards and the state between builds: after an edit
     it reads neither from disk again, and Anki gets what a clean build gives it."""
-    pytest.importorskip("anki")
     source = tmp_path / "watched" / "source"
     _write_corpus(source)
     options = BuildOptions(sources=(source,), output=tmp_path / "watched" / "out.apkg")
@@ -241,7 +244,6 @@ def test_watching_process_rebuilds_from_memory(
 
     monkeypatch.setattr(cache_module, "read_checked", reading_entry)
     monkeypatch.setattr(identity, "load_state", loading_state)
-    monkeypatch.setattr(build_module, "_PARALLEL_MIN_FILES", 10_000)
     _edit_one_answer(source)
     fixed_clock[0] += 100
     build_module.build(options, memo=memo)
@@ -304,7 +306,6 @@ def test_patched_package_equals_clean_build(
     tmp_path: Path, fixed_clock: list[float], fresh_collections: list[int]
 ) -> None:
     """Rebuilds that patch the kept collection give the notes a build from scratch gives."""
-    pytest.importorskip("anki")
     source = tmp_path / "patched" / "source"
     _write_corpus(source)
     _build(source, tmp_path / "patched" / "out.apkg")
@@ -346,7 +347,6 @@ def test_rebuild_copies_the_unchanged_part_of_the_deflated_collection(
 ) -> None:
     """After a small edit, most of the collection's deflated bytes are copied from the last
     package rather than deflated again, and Anki still gets what a clean build gives it."""
-    pytest.importorskip("anki")
     monkeypatch.setattr(deflate, "SEGMENT_SIZE", 4096)  # so that this small deck spans many
     source = tmp_path / "reused" / "source"
     _write_corpus(source)
@@ -391,10 +391,7 @@ def test_kept_segments_damaged_in_place_are_not_reused(
     _build(source, package)
     with zipfile.ZipFile(package) as zf:
         assert zf.testzip() is None
-    if importlib.util.find_spec("anki") is not None:
-        notes = _notes(package, tmp_path / "anki")
-        assert len(notes) == FILES * 8
-        assert sum("要点五点三" in fields[1] for fields, *_ in notes.values()) == 1
+    _assert_anki_gets_the_edit(package, tmp_path / "anki")
 
 
 def _flip_middle_byte(data: bytes) -> bytes:
@@ -431,10 +428,7 @@ def test_damaged_cache_is_rebuilt_not_an_error(
     result = run_cli("build", source, "-o", package)
     assert result.exit_code == 0
     assert "0 new, 1 changed, 95 unchanged" in result.stdout
-    if importlib.util.find_spec("anki") is not None:
-        notes = _notes(package, tmp_path / "anki")
-        assert len(notes) == FILES * 8
-        assert sum("要点五点三" in fields[1] for fields, *_ in notes.values()) == 1
+    _assert_anki_gets_the_edit(package, tmp_path / "anki")
 
 
 def test_unchanged_rebuild_repeats_warnings_and_notices_image_edits(tmp_path: Path) -> None:
@@ -488,10 +482,7 @@ def test_kept_collection_replaced_during_a_build_is_not_patched(
     _edit_one_answer(source)
     _build(source, package)
     assert fresh_collections == [1]
-    if importlib.util.find_spec("anki") is not None:
-        notes = _notes(package, tmp_path / "anki")
-        assert len(notes) == FILES * 8
-        assert sum("要点五点三" in fields[1] for fields, *_ in notes.values()) == 1
+    _assert_anki_gets_the_edit(package, tmp_path / "anki")
 
 
 def test_edited_away_text_leaves_the_patched_package(

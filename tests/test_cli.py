@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pytest
 
-from anki_genai import build as build_module
+from anki_genai import workers as workers_module
 from anki_genai.cli import main
 from tests.conftest import AnkiCollection, run_cli
 
@@ -61,13 +61,13 @@ def test_check_reads_the_last_build_cache_and_writes_nothing(
     assert run_cli("build", sources).exit_code == 0
     outputs = {p: p.stat().st_mtime_ns for p in (tmp_path / "build").rglob("*")}
     parsed: list[str] = []
-    real_parse = build_module.parse_markdown
+    real_parse = workers_module.parse_markdown
 
     def spy(text: str, path: Path, *args: object) -> object:
         parsed.append(path.name)
         return real_parse(text, path, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(build_module, "parse_markdown", spy)
+    monkeypatch.setattr(workers_module, "parse_markdown", spy)
     cached = run_cli("check", sources)
     assert parsed == []
     assert (cached.exit_code, cached.stdout, cached.stderr) == (
@@ -224,7 +224,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.Mon
         (source / f"n{n:02d}.md").write_text(GOOD.replace("TCP", f"TCP{n}"), "utf-8")
     piped = run_cli("build", source, "-o", tmp_path / "a.apkg")
     assert "Reading" not in piped.stderr
-    monkeypatch.setattr("anki_genai.cli._stderr_is_terminal", lambda: True)
+    monkeypatch.setattr("anki_genai.report.stderr_is_terminal", lambda: True)
     (source / "n00.md").write_text(GOOD.replace("TCP", "UDP"), "utf-8")
     on_terminal = run_cli("build", source, "-o", tmp_path / "a.apkg")
     assert "Reading" in on_terminal.stderr

@@ -164,6 +164,24 @@ def test_a_second_build_waits_for_the_first_then_gives_up(project: Path) -> None
     assert not lock_path.exists()
 
 
+def test_forget_removed_waits_for_a_running_build(project: Path) -> None:
+    """forget-removed rewrites the state file, so it too waits while a build holds the
+    sources, rather than writing the state under the build's feet."""
+    source = project / "source"
+    assert build_project(project).exit_code == 0
+    (source / REFERENCE.name).write_text("# 空\n", encoding="utf-8")
+    assert build_project(project).exit_code == 0  # 30 notes removed: tombstones
+    state_before = (source / STATE_FILE_NAME).read_bytes()
+    lock_path = source / LOCK_FILE_NAME
+    with lock.build_lock(lock_path, timeout=1):
+        result = run_cli("forget-removed", source, "--wait", "0.3")
+    assert result.exit_code == 1
+    assert f"Error: {lock_path}: another anki-genai build" in result.stderr
+    assert (source / STATE_FILE_NAME).read_bytes() == state_before
+    result = run_cli("forget-removed", source)
+    assert result.stdout == f"Forgot 30 removed note(s) in {source / STATE_FILE_NAME}.\n"
+
+
 def test_two_builds_at_once_both_finish_with_a_valid_state(
     project: Path, anki: AnkiCollection
 ) -> None:

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from anki_genai.build import LOCK_FILE_NAME
+from anki_genai.lock import build_lock
 from tests.browser import measured, run_page
 from tests.conftest import REFERENCE, REPO, build_project, run_cli
 
@@ -173,3 +175,27 @@ def test_watch_follows_edits_to_the_settings_file(project: Path) -> None:
         errors = _stop(child, stdout, stderr)
     assert child.returncode == 0
     assert "Traceback" not in errors
+
+
+def test_ctrl_c_during_a_watch_rebuild_stops_cleanly(project: Path) -> None:
+    """Ctrl-C while a rebuild is under way (here: waiting for another build's lock) stops
+    watching as cleanly as Ctrl-C between builds, and leaves the last package as it was."""
+    child, stdout, stderr = _watch(project)
+    lock = project / "source" / LOCK_FILE_NAME
+    try:
+        stdout.until("Wrote")
+        (package,) = (project / "build").glob("*.apkg")
+        before = package.read_bytes()
+        time.sleep(0.5)  # let the watcher settle before the edit
+        with build_lock(lock, timeout=5):  # another build is running
+            source = project / "source" / REFERENCE.name
+            source.write_text(source.read_text(encoding="utf-8") + "\n", "utf-8")
+            stderr.until("waiting")
+            child.send_signal(signal.SIGINT)
+            child.wait(timeout=30)
+    finally:
+        errors = _stop(child, stdout, stderr)  # no second Ctrl-C if it has already ended
+    assert child.returncode == 0, errors
+    assert "Stopped watching." in errors
+    assert "Aborted!" not in errors and "Traceback" not in errors
+    assert package.read_bytes() == before

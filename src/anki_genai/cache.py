@@ -62,10 +62,6 @@ def environment_key() -> str:
     return "/".join((__version__, str(_FORMAT), *versions, nh3_version))
 
 
-def file_key(data: bytes, options_key: str) -> str:
-    return hashlib.sha256(options_key.encode() + b"\0" + data).hexdigest()
-
-
 class Cache:
     """Cached file results by relative path, and what the last build read and wrote.
 
@@ -153,6 +149,16 @@ class Cache:
                 self._memory.pop(relative, None)
                 return
             self._memory[relative] = RememberedFile(key, result, media)
+
+    def writable_store(self) -> tuple[Path, str] | None:
+        """Where workers may write new entries (the folder and its environment), if anywhere."""
+        if self.folder is None:
+            return None
+        try:
+            (self.folder / "files").mkdir(parents=True, exist_ok=True)
+        except OSError:  # a cache that cannot be written is only slower
+            return None
+        return self.folder, self.environment
 
     def keep_only(self, relatives: set[str]) -> None:
         """Forget the files that are no longer among the sources (the cache's on saving)."""

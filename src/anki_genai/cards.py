@@ -6,6 +6,7 @@ import hashlib
 import html
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -171,3 +172,52 @@ def safe_tag(tag: str) -> str:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def merge_duplicates(cards: Sequence[Card]) -> tuple[list[Card], list[Diagnostic]]:
+    """Keep one card per identical question and answer; warn about every repeated question.
+
+    Two pairs with one explicit id would share a GUID, and Anki could then never update
+    either: the second is an error and is left out.
+    """
+    first_seen: dict[tuple[str, str], Card] = {}
+    first_question: dict[str, Card] = {}
+    explicit_ids: dict[str, Card] = {}
+    kept: list[Card] = []
+    problems: list[Diagnostic] = []
+    for card in cards:
+        if card.explicit_id is not None:
+            owner = explicit_ids.setdefault(card.explicit_id, card)
+            if owner is not card:
+                problems.append(
+                    Diagnostic(
+                        card.location,
+                        f"anki-genai-id {card.explicit_id!r} is already used at {owner.location}; "
+                        "give each pair its own id",
+                    )
+                )
+                continue
+        question = card.question_key
+        key = (question, card.answer_digest)
+        if key in first_seen:
+            problems.append(
+                Diagnostic(
+                    card.location,
+                    f"same question and answer as {first_seen[key].location}; built once",
+                    Severity.WARNING,
+                )
+            )
+            continue
+        if question in first_question:
+            problems.append(
+                Diagnostic(
+                    card.location,
+                    f"same question as {first_question[question].location} with another answer; "
+                    "built as two notes (reword one question to tell them apart)",
+                    Severity.WARNING,
+                )
+            )
+        first_seen[key] = card
+        first_question.setdefault(question, card)
+        kept.append(card)
+    return kept, problems

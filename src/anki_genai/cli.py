@@ -7,40 +7,31 @@ line itself is wrong.
 
 from __future__ import annotations
 
-import codecs
-import json
-import sys
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
-from anki_genai import __version__, identity
+from anki_genai import __version__, report
 from anki_genai.build import (
     BuildMemo,
     BuildOptions,
     BuildResult,
     build,
-    collect,
-    load_config,
-    output_cache,
-    source_root,
+    check,
+    forget_removed,
+    preview,
 )
-from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity
-from anki_genai.identity import Status
+from anki_genai.config import is_known_encoding, load_config
+from anki_genai.errors import AnkiGenaiError, Severity
 from anki_genai.parse import Layout, ParseOptions
-from anki_genai.preview import write_preview
+from anki_genai.sources import source_root
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-_MAX_DECK_LINES = 20
-# Statuses in the order a summary lists them.
-_REPORTED = (Status.NEW, Status.CHANGED, Status.RENAMED, Status.REMOVED, Status.UNCHANGED)
 
 
 def _source_options(command: F) -> F:
@@ -144,12 +135,12 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
 
     def once(options: BuildOptions) -> BuildResult | None:
         try:
-            with _progress(quiet or as_json) as progress:
+            with report.progress(quiet or as_json) as progress:
                 result = build(options, on_wait=waiting, progress=progress, memo=memo)
         except AnkiGenaiError as exc:
-            _report_error(exc)
+            report.error(exc)
             return None
-        _report(result, quiet=quiet, as_json=as_json, dry_run=options.dry_run)
+        report.build_result(result, quiet=quiet, as_json=as_json, dry_run=options.dry_run)
         return result
 
     def again() -> None:
@@ -157,18 +148,17 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
         try:
             options = _merged_options(ctx, dict(params))
         except AnkiGenaiError as exc:
-            _report_error(exc)  # and keep watching for the fix
+            report.error(exc)  # and keep watching for the fix
             return
         except click.ClickException as exc:
             exc.show()
             return
         once(options)
 
-    result = once(options)
     if params["watch"]:
-        _watch(options, again, quiet)
+        _watch(options, lambda: once(options), again, quiet)
         return
-    if result is None:
+    if once(options) is None:
         raise SystemExit(1)
 
 
@@ -183,24 +173,11 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
     Exit code 0 when there is no error (warnings allowed), 1 when there is one (or, with
     --strict, any problem). Fit for a pre-commit hook or CI.
     """
-    options = _options(ctx, {**params, "skip_unreadable": True})
-    # The last build's cache spares parsing unchanged files; a check never writes it.
-    collected = _run(lambda: collect(options, cache=output_cache(options)))
+    options = _options(ctx, params)
+    collected = _run(lambda: check(options))
+    report.check_result(collected, as_json=params["as_json"])
     problems = collected.diagnostics
-    errors = sum(1 for d in problems if d.severity is Severity.ERROR or options.strict)
-    if params["as_json"]:
-        click.echo(json.dumps({"diagnostics": [_diagnostic_json(d) for d in problems]}))
-    else:
-        for diagnostic in problems:
-            click.echo(str(diagnostic))
-        files = _plural(len(collected.files), "file")
-        warnings = len(problems) - sum(1 for d in problems if d.severity is Severity.ERROR)
-        click.echo(
-            f"{files}, {_plural(len(collected.cards), 'card')}: "
-            f"{_plural(len(problems) - warnings, 'error')}, {_plural(warnings, 'warning')}",
-            err=True,
-        )
-    if errors:
+    if any(d.severity is Severity.ERROR or options.strict for d in problems):
         raise SystemExit(1)
 
 
@@ -219,12 +196,10 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
 def preview_command(ctx: click.Context, /, **params: Any) -> None:
     """Write one self-contained HTML page showing every card as Anki will show it."""
     output: Path = params.pop("output")
-    options = _options(ctx, {**params, "skip_unreadable": True})
-    collected = _run(lambda: collect(options, cache=output_cache(options)))
-    for diagnostic in collected.diagnostics:
-        click.echo(str(diagnostic), err=True)
-    _run(lambda: write_preview(collected.cards, output))
-    click.echo(f"Wrote {output}: {_plural(len(collected.cards), 'card')}")
+    options = _options(ctx, params)
+    collected = _run(lambda: preview(options, output))
+    report.diagnostics(collected.diagnostics)
+    click.echo(f"Wrote {output}: {report.plural(len(collected.cards), 'card')}")
     if params["open_page"]:
         import webbrowser
 
@@ -233,21 +208,19 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
 
 @main.command("forget-removed")
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def forget_removed_command(sources: tuple[Path, ...]) -> None:
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait while a build of the same sources is running.",
+)
+def forget_removed_command(sources: tuple[Path, ...], wait: float) -> None:
     """Forget notes removed from the SOURCES, once you have deleted them in Anki.
 
     Until then every build keeps sending them tagged anki-genai::removed.
     """
-    root = source_root(sources or (Path("source"),))
-    path = root / identity.STATE_FILE_NAME
-
-    def forget() -> int:
-        state, dropped = identity.drop_tombstones(identity.load_state(path))
-        if dropped:
-            identity.save_state(state, path)
-        return dropped
-
-    dropped = _run(forget)
+    path, dropped = _run(lambda: forget_removed(sources or (Path("source"),), wait))
     click.echo(f"Forgot {dropped} removed note(s) in {path}.")
 
 
@@ -265,9 +238,7 @@ def _merged_options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
     for name, value in config.items():
         if name in params and ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
             params[name] = value
-    try:
-        codecs.lookup(params["encoding"])
-    except LookupError:
+    if not is_known_encoding(params["encoding"]):
         message = f"unknown encoding {params['encoding']!r}"
         raise click.BadParameter(message, param_hint="--encoding") from None
     return BuildOptions(
@@ -288,137 +259,35 @@ def _merged_options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
     )
 
 
-# --- reporting ---------------------------------------------------------------------------------
+# --- running ----------------------------------------------------------------------------------
 
 
 def _run(action: Callable[[], T]) -> T:
     try:
         return action()
     except AnkiGenaiError as exc:
-        _report_error(exc)
+        report.error(exc)
         raise SystemExit(exc.exit_code) from None
 
 
-def _report_error(exc: AnkiGenaiError) -> None:
-    for diagnostic in getattr(exc, "diagnostics", ()):
-        click.echo(str(diagnostic), err=True)
-    click.echo(f"Error: {exc}", err=True)
-
-
-def _report(result: BuildResult, *, quiet: bool, as_json: bool, dry_run: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(_result_json(result), ensure_ascii=False))
-        return
-    for diagnostic in result.diagnostics:
-        if not quiet or diagnostic.severity is Severity.ERROR:
-            click.echo(str(diagnostic), err=True)
-    if quiet:
-        return
-    if dry_run:
-        _print_plan(result)
-    verb = "Dry run, nothing written:" if dry_run else "Wrote" if result.written else "Up to date:"
-    click.echo(f"{verb} {_summary(result)}")
-    # Per deck, only the decks something happened to, and not a screenful of them.
-    touched = {d: c for d, c in result.deck_counts.items() if c[Status.UNCHANGED] != c.total()}
-    if len(result.deck_counts) > 1:
-        for deck, counts in sorted(touched.items())[:_MAX_DECK_LINES]:
-            click.echo(f"  {deck}: {_counts_text(counts)}")
-        if len(touched) > _MAX_DECK_LINES:
-            click.echo(f"  … and {len(touched) - _MAX_DECK_LINES} more decks (see --json)")
-
-
-def _summary(result: BuildResult) -> str:
-    files, notes = _plural(result.files, "file"), _plural(result.note_count, "note")
-    return f"{result.package_path}: {files}, {notes} ({_counts_text(result.counts)})"
-
-
-def _counts_text(counts: Counter[Status]) -> str:
-    always = (Status.NEW, Status.CHANGED, Status.UNCHANGED)
-    return ", ".join(f"{counts[s]} {s.value}" for s in _REPORTED if counts[s] or s in always)
-
-
-def _result_json(result: BuildResult) -> dict[str, object]:
-    def counts(c: Counter[Status]) -> dict[str, int]:
-        return {s.value: c[s] for s in _REPORTED}
-
-    return {
-        "package": str(result.package_path),
-        "written": result.written,
-        "files": result.files,
-        "notes": result.note_count,
-        "counts": counts(result.counts),
-        "decks": {deck: counts(c) for deck, c in sorted(result.deck_counts.items())},
-        "renamed": [
-            {"source": n.card.source, "from": n.previous_question, "to": n.card.question_text}
-            for n in result.changes
-            if n.card is not None and n.status is Status.RENAMED
-        ],
-        "diagnostics": [_diagnostic_json(d) for d in result.diagnostics],
-    }
-
-
-def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, object]:
-    return {
-        "path": str(diagnostic.location.path),
-        "line": diagnostic.location.line,
-        "severity": diagnostic.severity.value,
-        "message": diagnostic.message,
-    }
-
-
-def _print_plan(result: BuildResult) -> None:
-    for note in result.changes:
-        if note.card is None:
-            click.echo(f"removed    {note.previous_question}")
-        elif note.status is Status.RENAMED:
-            change = f"{note.previous_question} -> {note.card.question_text}"
-            click.echo(f"renamed    {note.card.source}: {change}")
-        else:
-            click.echo(f"{note.status.value:<10} {note.card.source}: {note.card.question_text}")
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
-
-
-@contextmanager
-def _progress(silent: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on a terminal, for builds of many files; never in pipes or CI logs."""
-    if silent or not _stderr_is_terminal():
-        yield None
-        return
-    bar: Any = None
-
-    def advance(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None and total >= 20:
-            bar = click.progressbar(length=total, label="Reading", file=sys.stderr)
-            bar.__enter__()
-        if bar is not None:
-            bar.update(done - bar.pos)  # cached files count as done
-
-    try:
-        yield advance
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-
-
-def _stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
-
-
-def _watch(options: BuildOptions, rebuild: Callable[[], object], quiet: bool) -> None:
+def _watch(
+    options: BuildOptions, first: Callable[[], object], rebuild: Callable[[], object], quiet: bool
+) -> None:
+    """Build, then rebuild on every save until Ctrl-C, which stops it cleanly whenever it
+    comes: while waiting for a change, or in the middle of a build (whose writes are atomic,
+    so it leaves the last package and state as they were)."""
     import watchfiles
 
     def relevant(change: watchfiles.Change, path: str) -> bool:
         return path.endswith((".md", ".toml")) and "/." not in path
 
-    if not quiet:
-        click.echo("Watching for changes; press Ctrl-C to stop.", err=True)
-    for _changes in watchfiles.watch(
-        *options.sources, watch_filter=relevant, raise_interrupt=False, debounce=300
-    ):
-        rebuild()
+    with contextlib.suppress(KeyboardInterrupt):
+        first()
+        if not quiet:
+            click.echo("Watching for changes; press Ctrl-C to stop.", err=True)
+        for _changes in watchfiles.watch(
+            *options.sources, watch_filter=relevant, raise_interrupt=False, debounce=300
+        ):
+            rebuild()
     if not quiet:
         click.echo("Stopped watching.", err=True)

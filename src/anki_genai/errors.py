@@ -63,6 +63,10 @@ class SourceError(AnkiGenaiError):
     def __str__(self) -> str:
         return f"{self.location or self.path}: {self.message}"
 
+    def diagnostic(self) -> Diagnostic:
+        """This problem as one line of a report (line 1 when it concerns the whole file)."""
+        return Diagnostic(self.location or SourceLocation(self.path, 1), self.message)
+
 
 class UnreadableSourcesError(AnkiGenaiError):
     """Some source files cannot be read, and the user did not ask to skip them."""
@@ -72,9 +76,7 @@ class UnreadableSourcesError(AnkiGenaiError):
             f"{len(problems)} source file(s) cannot be read; nothing written "
             "(fix them, or pass --skip-unreadable to build the others)"
         )
-        self.diagnostics = tuple(
-            Diagnostic(p.location or SourceLocation(p.path, 1), p.message) for p in problems
-        )
+        self.diagnostics = tuple(p.diagnostic() for p in problems)
 
 
 class ConfigError(AnkiGenaiError):

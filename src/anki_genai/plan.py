@@ -1,0 +1,175 @@
+"""Cards + the previous state -> the notes to package: new, changed, renamed, unchanged,
+and tombstones for the notes removed from the sources."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from anki_genai import identity, package
+from anki_genai.cards import Card
+from anki_genai.errors import StateError
+from anki_genai.identity import Candidate, IdentityPlan, NoteRecord, State, Status
+
+REMOVED_ANSWER = "(removed from the Markdown sources)"
+REMOVED_DECK = "anki-genai removed"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedNote:
+    """A note of the package with its identity and what the build does to it."""
+
+    card: Card | None  # None for notes removed from the sources
+    guid: str
+    mod: int
+    status: Status
+    previous_question: str | None = None  # for renamed and removed notes
+    removed_deck: str = ""  # for removed notes
+
+    @property
+    def deck(self) -> str:
+        return self.card.deck if self.card is not None else self.removed_deck
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a build sends: every note to package, what changed, and the next state."""
+
+    package_path: Path
+    notes: tuple[package.PackagedNote, ...]
+    changes: tuple[PlannedNote, ...]  # new, changed, renamed and removed notes
+    counts: Counter[Status]
+    deck_counts: dict[str, Counter[Status]]
+    state: State
+
+
+def card_strings(cards: Sequence[Card]) -> dict[str, str]:
+    """The strings of `cards` that the state also holds, each under its own value, so that
+    a loaded state shares them instead of holding copies."""
+    strings: dict[str, str] = {}
+    for card in cards:
+        for text in (card.question_text, card.answer_digest, card.digest, card.source_file):
+            strings[text] = text
+    return strings
+
+
+def plan_notes(cards: Sequence[Card], state: State, state_path: Path, package_path: Path) -> Plan:
+    """Match `cards` against `state`: the notes to package at `package_path`, and the next state."""
+    now = identity.build_timestamp(state)
+    candidates = [
+        Candidate(
+            c.question_text, c.answer_digest, c.digest, c.source_file, c.explicit_id, c.question_key
+        )
+        for c in cards
+    ]
+    matched = identity.assign_identities(candidates, state, now)
+    _check_state_belongs_here(state, state_path, candidates, matched)
+    note_type_digest = package.note_type_digest()
+    note_type_mod = state.note_type_mod if state.note_type_digest == note_type_digest else now
+    tombstones = _tombstones(matched, package_path)
+    new_state = identity.updated_state(
+        candidates, matched, tombstones, note_type_digest, note_type_mod
+    )
+    # Matching's working objects go before the packaged notes are made: at 100,000 notes
+    # they are what tips a build over 300 MB.
+    del candidates
+    return _packaged(cards, matched, tombstones, new_state, package_path)
+
+
+def _packaged(
+    cards: Sequence[Card],
+    matched: IdentityPlan,
+    tombstones: Sequence[NoteRecord],
+    new_state: State,
+    package_path: Path,
+) -> Plan:
+    counts: Counter[Status] = Counter()
+    deck_counts: dict[str, Counter[Status]] = {}
+    changes: list[PlannedNote] = []
+    notes: list[package.PackagedNote] = []
+    for card, a in zip(cards, matched.assignments, strict=True):
+        counts[a.status] += 1
+        deck_counts.setdefault(card.deck, Counter())[a.status] += 1
+        if a.status is not Status.UNCHANGED:
+            changes.append(PlannedNote(card, a.guid, a.mod, a.status, a.previous_question))
+        digest = f"{card.digest}:{card.location.line}"
+        fields = card.fields
+        notes.append(
+            package.PackagedNote(a.guid, card.deck, fields, digest, card.tags, a.mod, card.media)
+        )
+    newly_removed = set(matched.newly_removed)
+    for r in tombstones:
+        if r.guid in newly_removed:
+            changes.append(
+                PlannedNote(None, r.guid, r.mod, Status.REMOVED, r.question, removed_deck=r.deck)
+            )
+            deck_counts.setdefault(r.deck, Counter())[Status.REMOVED] += 1
+        notes.append(
+            package.PackagedNote(
+                r.guid,
+                r.deck,
+                functools.partial(_five, r.fields),
+                hashlib.sha256("\x1f".join(r.fields).encode()).hexdigest(),
+                (*r.tags, identity.REMOVED_TAG),
+                r.mod,
+            )
+        )
+    counts[Status.REMOVED] = len(newly_removed)
+    return Plan(package_path, tuple(notes), tuple(changes), counts, deck_counts, new_state)
+
+
+def _tombstones(matched: IdentityPlan, previous_package: Path) -> list[NoteRecord]:
+    """Give every removed note the content and deck it last had in Anki."""
+    fresh = set(matched.newly_removed)
+    previous: Mapping[str, package.PackagedContent] = (
+        package.read_notes(previous_package, fresh) if fresh else {}
+    )
+    tombstones = []
+    for record in matched.removed:
+        if record.guid in fresh:
+            known = previous.get(record.guid)
+            if known is not None:
+                record = replace(
+                    record, deck=known.deck or REMOVED_DECK, fields=known.fields, tags=known.tags
+                )
+            else:
+                # The previous package is gone, so its exact content is unknown: say so on the card.
+                fields = (
+                    html.escape(record.question),
+                    REMOVED_ANSWER,
+                    "",
+                    html.escape(record.file),
+                    "",
+                )
+                record = replace(record, deck=REMOVED_DECK, fields=fields, tags=())
+        tombstones.append(record)
+    return tombstones
+
+
+def _check_state_belongs_here(
+    state: State, state_path: Path, candidates: Sequence[Candidate], matched: IdentityPlan
+) -> None:
+    """Refuse a state file none of whose notes or files appear in these sources."""
+    live = [r for r in state.notes.values() if not r.removed]
+    if not live or not candidates:
+        return
+    if any(a.status is not Status.NEW for a in matched.assignments):
+        return
+    if {r.file for r in live} & {c.file for c in candidates}:
+        return
+    raise StateError(
+        f"{state_path}: none of the {len(live)} notes in this state file is in these sources, "
+        "so it probably belongs to another project. If so, put back this project's state "
+        "file (git checkout, or the backup in the output folder); if you really replaced "
+        "every note, move the file away and build again."
+    )
+
+
+def _five(fields: Sequence[str]) -> tuple[str, str, str, str, str]:
+    padded = (*fields, "", "", "", "", "")[:5]
+    return (padded[0], padded[1], padded[2], padded[3], padded[4])

@@ -1,0 +1,95 @@
+"""Turning source files into cards, in this process or spread over worker processes."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from anki_genai.cache import FileResult, write_entry
+from anki_genai.cards import make_cards
+from anki_genai.errors import SourceError
+from anki_genai.parse import markdown_parser, parse_markdown
+from anki_genai.sources import FileJob, decode_source, file_deck, read_bytes
+
+if TYPE_CHECKING:
+    from anki_genai.render import Renderer
+
+# With no `workers` given, spreading files over processes pays off only when there is
+# enough to parse.
+_PARALLEL_MIN_FILES = 8
+_PARALLEL_MIN_BYTES = 512 * 1024
+_MAX_WORKERS = 4
+
+# (folder, environment): where a worker writes the cache entry of the file it made cards of.
+Store = tuple[Path, str]
+Processed = tuple[FileResult | SourceError, str, bool]
+
+
+def default_workers(jobs: Sequence[FileJob]) -> int:
+    """How many processes pay off for `jobs`: one unless there is enough to parse."""
+    if len(jobs) < _PARALLEL_MIN_FILES or sum(j.size for j in jobs) < _PARALLEL_MIN_BYTES:
+        return 1
+    return min(os.cpu_count() or 1, _MAX_WORKERS, len(jobs))
+
+
+def process_all(
+    jobs: Sequence[FileJob], store: Store | None = None, workers: int | None = None
+) -> Iterator[Processed]:
+    """Turn files into cards on `workers` processes (1: this one; None: as pays off).
+
+    Same order, same result, however many processes.
+    """
+    count = min(default_workers(jobs) if workers is None else workers, len(jobs))
+    process = functools.partial(process_file, store=store)
+    if count < 2:
+        yield from map(process, jobs)
+        return
+    import concurrent.futures  # only for a build that parses in parallel
+    import multiprocessing
+
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    )
+    chunk = max(1, len(jobs) // (count * 8))
+    with concurrent.futures.ProcessPoolExecutor(count, mp_context=context) as pool:
+        yield from pool.map(process, jobs, chunksize=chunk)
+
+
+@functools.cache
+def _renderer() -> Renderer:
+    """One renderer per process: building its parser and sanitiser takes a while."""
+    from anki_genai.render import Renderer  # not needed when every file is cached
+
+    return Renderer(markdown_parser())
+
+
+def process_file(job: FileJob, store: Store | None = None) -> Processed:
+    """Read, parse and render one file (in this process or a worker); return its key too,
+    and whether its cards went to the cache at `store`.
+
+    The file is read again here rather than kept in memory since it was hashed: a large
+    collection's Markdown need not sit in the main process, nor travel to the workers. The
+    key returned is that of the bytes actually parsed.
+    """
+    renderer = _renderer()
+    try:
+        data = read_bytes(job.path)
+        key = job.key(data)
+        text = decode_source(data, job.path, job.encoding)
+        document = parse_markdown(text, job.path, renderer.md, job.parse)
+    except SourceError as exc:
+        return exc, "", False
+    own = document.deck or document.title or job.path.stem
+    deck = file_deck(job.deck_root, own, job.relative, job.single_file)
+    cards, image_problems = make_cards(document, deck, job.relative, renderer, job.root)
+    result = FileResult(tuple(cards), (*document.diagnostics, *image_problems))
+    if store is not None:
+        # Written here, by the worker: its HTML then neither travels back nor waits in
+        # the main process for packaging.
+        with contextlib.suppress(OSError):  # not written: the cards keep their HTML
+            return write_entry(*store, job.relative, key, result), key, True
+    return result, key, False
