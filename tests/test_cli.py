@@ -188,14 +188,14 @@ def test_bad_config_file_is_named(sources: Path, setting: str, message: str) -> 
     assert result.stderr.startswith(f"Error: {sources / 'anki-genai.toml'}: {message}")
 
 
-def test_layout_option_reads_heading_documents(tmp_path: Path) -> None:
-    """`--layout headings` turns each question heading and its section into a note."""
+def test_layout_is_found_per_file_and_the_option_forces_one(tmp_path: Path) -> None:
+    """With no option each question heading and its section become a note; --layout forces."""
     source = tmp_path / "h.md"
     source.write_text("# 题库\n\n## 什么是 TCP？\n\n协议。\n\n## 什么是 UDP？\n\n协议。\n", "utf-8")
-    default = run_cli("check", source)
-    assert "try --layout headings" in default.stdout
-    result = run_cli("build", source, "-o", tmp_path / "o.apkg", "--layout", "headings")
+    result = run_cli("build", source, "-o", tmp_path / "o.apkg")
     assert "2 notes" in result.stdout
+    forced = run_cli("check", source, "--layout", "markers")
+    assert "no question/answer pairs found" in forced.stdout
 
 
 def test_every_command_and_option_has_help() -> None:
