@@ -162,7 +162,9 @@ def find_pairs(blocks: Sequence[Block], path: Path, options: ParseOptions) -> Pa
     # Bold questions and heading questions carry no marker of their answers: the one that
     # finds more pairs is the file's (bold sub-points of heading answers find few).
     best = max((len(w.pairs) for w in walks), default=0)
-    walks = [w for w in walks if best and len(w.pairs) == best] or walks
+    # With no card anywhere, marker warnings say most (a question marker, an unknown label).
+    markers = [w for w in walks if w.layout is Layout.MARKERS and len(walks) > 1]
+    walks = [w for w in walks if best and len(w.pairs) == best] or markers or walks
     chosen = walks[0]
     chosen.diagnostics.extend(_dropped(blocks, chosen, options))
     if not chosen.pairs and blocks:

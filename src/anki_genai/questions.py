@@ -75,14 +75,16 @@ def numbered_bold_question(block: Block) -> tuple[tuple[Token, ...], bool] | Non
     bold = [first, *children[2:close]] if first.content else children[2:close]
     rest = children[close + 1 :]
     if rest and rest[0].type == "text":
-        rest = [rest[0].copy(content=rest[0].content.lstrip(" .:：")), *rest[1:]]
+        rest = [rest[0].copy(content=rest[0].content.lstrip()), *rest[1:]]
         rest = rest if rest[0].content else rest[1:]
-    statement = bool(inline_text(rest).strip())
-    if statement:
-        kept = ([children[0], *bold, children[close]] if bold else []) + [_space(rest[0])] + rest
-        kept = kept if bold else rest
-    else:
+    statement = bool(inline_text(rest).strip(" .:："))
+    if not statement:
         kept = bold
+    elif not bold:
+        kept = rest
+    else:
+        glued = rest[0].type == "text" and rest[0].content[:1] in ".,:;：。，"
+        kept = [children[0], *bold, children[close], *([] if glued else [_space()]), *rest]
     if not inline_text(kept).strip():
         return None
     return _as_paragraph(block, kept), statement
@@ -193,7 +195,7 @@ def _as_paragraph(block: Block, children: list[Token]) -> tuple[Token, ...]:
     return paragraph(inline, block.tokens[0].map)
 
 
-def _space(token: Token) -> Token:
+def _space() -> Token:
     from markdown_it.token import Token
 
     return Token("text", "", 0, content=" ")
