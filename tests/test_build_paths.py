@@ -17,9 +17,10 @@ import pytest
 
 from anki_genai import build as build_module
 from anki_genai import cache as cache_module
-from anki_genai import deflate, identity
-from anki_genai import package as package_module
+from anki_genai import identity, statefile
 from anki_genai import workers as workers_module
+from anki_genai.apkg import deflate
+from anki_genai.apkg.collection import CollectionWriter
 from anki_genai.build import BuildMemo, BuildOptions
 from anki_genai.cache import CACHE_FILE_NAME
 from anki_genai.identity import Status
@@ -91,13 +92,13 @@ def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def fresh_collections(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the packages written from a new collection rather than by patching the kept one."""
     written: list[int] = []
-    real_build_collection = package_module._build_collection
+    real_new_collection = CollectionWriter.new_collection
 
     def spy(*args: object) -> object:
         written.append(1)
-        return real_build_collection(*args)  # type: ignore[arg-type]
+        return real_new_collection(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(package_module, "_build_collection", spy)
+    monkeypatch.setattr(CollectionWriter, "new_collection", spy)
     return written
 
 
@@ -198,7 +199,7 @@ def test_cache_changed_under_a_running_build_stops_it(
     _write_corpus(source)
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
-    before = package.read_bytes(), (source / identity.STATE_FILE_NAME).read_bytes()
+    before = package.read_bytes(), (source / statefile.STATE_FILE_NAME).read_bytes()
     real_plan = build_module.plan_notes
 
     def plan_then_another_build(*args: Any) -> Any:
@@ -216,7 +217,7 @@ def test_cache_changed_under_a_running_build_stops_it(
         f"Error: {tmp_path / 'out' / CACHE_FILE_NAME}: the cache changed while this build "
         "ran (another build into the same folder?); build again\n"
     )
-    assert (package.read_bytes(), (source / identity.STATE_FILE_NAME).read_bytes()) == before
+    assert (package.read_bytes(), (source / statefile.STATE_FILE_NAME).read_bytes()) == before
     assert list(package.parent.glob(".*.tmp")) == []
 
 
@@ -232,18 +233,18 @@ def test_watching_process_rebuilds_from_memory(
     build_module.build(options, memo=memo)
     reads: list[Path] = []
     real_read_checked = cache_module.read_checked
-    real_load_state = identity.load_state
+    real_load_state = statefile.load_state
 
     def reading_entry(path: Path) -> object:
         reads.append(path)
         return real_read_checked(path)
 
-    def loading_state(path: Path, known: Any = None) -> identity.State:
+    def loading_state(path: Path, known: Any = None) -> statefile.State:
         reads.append(path)
         return real_load_state(path, known)
 
     monkeypatch.setattr(cache_module, "read_checked", reading_entry)
-    monkeypatch.setattr(identity, "load_state", loading_state)
+    monkeypatch.setattr(statefile, "load_state", loading_state)
     _edit_one_answer(source)
     fixed_clock[0] += 100
     build_module.build(options, memo=memo)
@@ -295,10 +296,10 @@ def test_unchanged_rebuild_leaves_the_package_alone(tmp_path: Path) -> None:
     _write_corpus(source)
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
-    before = (package.stat().st_mtime_ns, (source / identity.STATE_FILE_NAME).stat().st_mtime_ns)
+    before = (package.stat().st_mtime_ns, (source / statefile.STATE_FILE_NAME).stat().st_mtime_ns)
     result = run_cli("build", source, "-o", package)
     assert result.stdout.startswith(f"Up to date: {package}: {FILES} files, {FILES * 8} notes")
-    after = (package.stat().st_mtime_ns, (source / identity.STATE_FILE_NAME).stat().st_mtime_ns)
+    after = (package.stat().st_mtime_ns, (source / statefile.STATE_FILE_NAME).stat().st_mtime_ns)
     assert after == before
 
 
@@ -352,13 +353,13 @@ def test_rebuild_copies_the_unchanged_part_of_the_deflated_collection(
     _write_corpus(source)
     _build(source, tmp_path / "reused" / "out.apkg")
     deflated: list[bytes] = []
-    real_deflate = deflate._deflate
+    real_deflate = deflate.deflate_segment
 
     def counting_deflate(data: bytes, key: bytes) -> tuple[bytes, bytes]:
         deflated.append(key)
         return real_deflate(data, key)
 
-    monkeypatch.setattr(deflate, "_deflate", counting_deflate)
+    monkeypatch.setattr(deflate, "deflate_segment", counting_deflate)
     _edit_one_answer(source)
     fixed_clock[0] += 100
     _build(source, tmp_path / "reused" / "out.apkg")
@@ -471,14 +472,14 @@ def test_kept_collection_replaced_during_a_build_is_not_patched(
     _build(source, package)
     kept = next((tmp_path / "out" / CACHE_FILE_NAME).rglob("collection.anki2"))
     fresh_collections.clear()  # the first build has nothing to patch
-    real_copyfile = package_module.shutil.copyfile
+    real_copyfile = shutil.copyfile
 
     def copy_then_swap(src: Path, dst: Path) -> object:
         copied = real_copyfile(src, dst)
         os.utime(kept, ns=(1, 1))  # another build's collection now sits there
         return copied
 
-    monkeypatch.setattr(package_module.shutil, "copyfile", copy_then_swap)
+    monkeypatch.setattr(shutil, "copyfile", copy_then_swap)
     _edit_one_answer(source)
     _build(source, package)
     assert fresh_collections == [1]
@@ -497,7 +498,7 @@ def test_edited_away_text_leaves_the_patched_package(
         db.execute("PRAGMA secure_delete = OFF")  # SQLite's default; Debian builds turn it on
         return db
 
-    monkeypatch.setattr(package_module.sqlite3, "connect", connect_like_most_platforms)
+    monkeypatch.setattr(sqlite3, "connect", connect_like_most_platforms)
     source = tmp_path / "source"
     _write_corpus(source)
     edited = source / "part05.md"

@@ -43,8 +43,9 @@ def test_check_reports_every_problem_and_exits_one_on_errors(sources: Path) -> N
     assert result.exit_code == 1
     broken, gbk = sources / "broken.md", sources / "gbk.md"
     assert result.stdout.splitlines() == [
-        f"{gbk}:1: error: not valid utf-8; convert it (e.g. `iconv -f gbk -t utf-8 FILE > "
-        "NEW.md`) or name its encoding with --encoding gbk",
+        f"{gbk}:1: error: not valid utf-8; it reads as gbk: convert it (`iconv -f gbk -t "
+        "utf-8 FILE > NEW.md`) or name its encoding with --encoding gbk (or per file, in "
+        "anki-genai.toml's [encodings])",
         f"{broken}:5: error: question has no answer; add an answer marker (**答案：**) below it",
         f"{broken}:11: warning: image nope.png not found (looked for {sources / 'nope.png'})",
     ]

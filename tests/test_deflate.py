@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from anki_genai import deflate
-from anki_genai.deflate import SegmentedDeflater
+from anki_genai.apkg import deflate
+from anki_genai.apkg.deflate import SegmentedDeflater
 
 SEGMENT = 4096
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from anki_genai import lock
-from anki_genai.build import LOCK_FILE_NAME, STATE_BACKUP_NAME
 from anki_genai.cache import CACHE_FILE_NAME
-from anki_genai.identity import STATE_FILE_NAME
+from anki_genai.statefile import STATE_BACKUP_NAME, STATE_FILE_NAME
 from tests.conftest import REFERENCE, AnkiCollection, build_project, only_package, run_cli
 
 SIMPLE = "# 笔记\n\n## 一\n\n**题目：** 问题一？\n\n**答案：** 答案一。\n"
@@ -146,12 +146,12 @@ def test_build_killed_mid_write_leaves_the_previous_package_importable(
     assert sorted(p.name for p in (project / "build").iterdir()) == sorted(
         [package.name, STATE_BACKUP_NAME, CACHE_FILE_NAME]
     )
-    assert not (project / "source" / LOCK_FILE_NAME).exists()
+    assert not lock.lock_path(project / "source").exists()
 
 
 def test_a_second_build_waits_for_the_first_then_gives_up(project: Path) -> None:
     """While another build holds the sources, a build waits, says so, and gives up cleanly."""
-    lock_path = project / "source" / LOCK_FILE_NAME
+    lock_path = lock.lock_path(project / "source")
     with lock.build_lock(lock_path, timeout=1):
         result = build_project(project, "--wait", "0.3")
     assert result.exit_code == 1
@@ -172,14 +172,14 @@ def test_forget_removed_waits_for_a_running_build(project: Path) -> None:
     (source / REFERENCE.name).write_text("# 空\n", encoding="utf-8")
     assert build_project(project).exit_code == 0  # 30 notes removed: tombstones
     state_before = (source / STATE_FILE_NAME).read_bytes()
-    lock_path = source / LOCK_FILE_NAME
+    lock_path = lock.lock_path(source)
     with lock.build_lock(lock_path, timeout=1):
         result = run_cli("forget-removed", source, "--wait", "0.3")
     assert result.exit_code == 1
     assert f"Error: {lock_path}: another anki-genai build" in result.stderr
     assert (source / STATE_FILE_NAME).read_bytes() == state_before
     result = run_cli("forget-removed", source)
-    assert result.stdout == f"Forgot 30 removed note(s) in {source / STATE_FILE_NAME}.\n"
+    assert result.stdout.endswith(f"Forgot 30 removed note(s) in {source / STATE_FILE_NAME}.\n")
 
 
 def test_two_builds_at_once_both_finish_with_a_valid_state(
@@ -202,7 +202,7 @@ def test_gbk_file_is_reported_with_a_hint_and_nothing_is_written(tmp_path: Path)
     (source / "gbk.md").write_bytes(SIMPLE.replace("一", "二").encode("gbk"))
     result = run_cli("build", source, "-o", tmp_path / "build")
     assert result.exit_code == 1
-    assert f"{source / 'gbk.md'}:1: error: not valid utf-8; convert it (e.g. `iconv -f gbk" in (
+    assert f"{source / 'gbk.md'}:1: error: not valid utf-8; it reads as gbk: convert it" in (
         result.stderr
     )
     assert "--encoding gbk" in result.stderr
@@ -415,3 +415,68 @@ def test_default_build_folder_inside_the_sources_is_fine(
     assert first.exit_code == 0, first.output
     assert "1 file, 1 note (1 new" in first.stdout
     assert run_cli("build", ".").stdout.startswith("Up to date:")
+
+
+def _write_large_project(source: Path, files: int = 40, pairs: int = 50) -> None:
+    """`files` files of `pairs` pairs each: enough for a build that parses on every core."""
+    source.mkdir(parents=True)
+    for f in range(files):
+        parts = [f"# 题库 {f}\n"]
+        for n in range(pairs):
+            parts.append(
+                f"## {n + 1}. 小节\n\n**题目：** 第{f}-{n}题：第{n}种情况是什么意思？\n\n"
+                f"**答案：**\n\n- 要点 {f}.{n}，" + "说明文字，" * 40 + "\n- 公式 $x^2$\n\n"
+                f"```python\nprint({f}, {n})\n```\n"
+            )
+        (source / f"part{f:02d}.md").write_text("\n".join(parts), encoding="utf-8")
+
+
+def _children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux: read from /proc)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    children.append(int(entry.name))
+    return children
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+@pytest.mark.parametrize("moment", ["parsing", "caching", "packaging"])
+def test_killed_cold_build_leaves_nothing_that_blocks_the_next(tmp_path: Path, moment: str) -> None:
+    """SIGKILL at any moment of a 2,000-pair cold build: its worker processes end with it,
+    nothing is left among the sources, and the next build succeeds at once, untouched."""
+    source, output = tmp_path / "source", tmp_path / "build"
+    _write_large_project(source)
+    command = [sys.executable, "-m", "anki_genai", "build", source, "-o", output, "-q"]
+    child = subprocess.Popen(command)
+    cache_files = output / CACHE_FILE_NAME / "files"
+    seen = {
+        "parsing": lambda: bool(_children_of(child.pid)),  # the workers have started
+        "caching": lambda: cache_files.is_dir() and len(list(cache_files.iterdir())) >= 10,
+        "packaging": lambda: bool(list(output.glob(".*.apkg.*.tmp"))),
+    }[moment]
+    try:
+        deadline = time.monotonic() + 60
+        while not seen():
+            assert child.poll() is None, f"the build ended before the {moment} moment"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        workers = _children_of(child.pid)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "workers outlived it"
+    assert sorted(p.name for p in source.iterdir()) == [f"part{f:02d}.md" for f in range(40)]
+
+    started = time.monotonic()
+    result = run_cli("build", source, "-o", output, "--wait", "60")
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started < 60
+    assert "2000 new" in result.stdout
+    assert "waiting" not in result.stderr

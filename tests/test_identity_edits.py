@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from anki_genai.identity import REMOVED_TAG, STATE_FILE_NAME
+from anki_genai.identity import REMOVED_TAG
+from anki_genai.statefile import STATE_FILE_NAME
 from tests.conftest import AnkiCollection, ImportLog, run_cli
 
 ORIGINAL = """\

@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from anki_genai.build import LOCK_FILE_NAME
-from anki_genai.lock import build_lock
+from anki_genai.lock import build_lock, lock_path
 from tests.browser import measured, run_page
 from tests.conftest import REFERENCE, REPO, build_project, run_cli
 
@@ -181,7 +180,7 @@ def test_ctrl_c_during_a_watch_rebuild_stops_cleanly(project: Path) -> None:
     """Ctrl-C while a rebuild is under way (here: waiting for another build's lock) stops
     watching as cleanly as Ctrl-C between builds, and leaves the last package as it was."""
     child, stdout, stderr = _watch(project)
-    lock = project / "source" / LOCK_FILE_NAME
+    lock = lock_path(project / "source")
     try:
         stdout.until("Wrote")
         (package,) = (project / "build").glob("*.apkg")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from anki_genai import package
+from anki_genai.apkg import notetype
 from tests.conftest import REFERENCE, AnkiCollection, build_project, only_package
 
 TITLE = "生图AI：DALL·E 2与Imagen"
@@ -138,7 +138,7 @@ def test_css_change_reaches_the_collection_without_copying_the_note_type(
     build_project(project)
     anki.import_package(only_package(project))
     anki.review_all()
-    monkeypatch.setattr(package, "CSS", package.CSS + "\n.question { color: #123456; }\n")
+    monkeypatch.setattr(notetype, "CSS", notetype.CSS + "\n.question { color: #123456; }\n")
 
     assert build_project(project).exit_code == 0
     log = anki.import_package(only_package(project))
@@ -146,8 +146,20 @@ def test_css_change_reaches_the_collection_without_copying_the_note_type(
     assert (log.new, log.conflicting) == (0, 0)
     assert "#123456" in anki.note_type()["css"]
     assert [n for n in anki.note_type_names() if n.startswith("anki-genai")] == [
-        package.NOTE_TYPE_NAME
+        notetype.NOTE_TYPE_NAME
     ]
+
+
+def test_note_type_schema_is_the_released_one(project: Path, anki: AnkiCollection) -> None:
+    """Anki sees the note type's released id, fields in order and single template: changing
+    any of them would make every existing note "conflicting" on import."""
+    build_project(project)
+    anki.import_package(only_package(project))
+    model = anki.note_type()
+    assert model["id"] == 1876203471
+    fields = [f["name"] for f in model["flds"]]
+    assert fields == ["Question", "Answer", "Context", "Source", "Extra"]
+    assert [t["name"] for t in model["tmpls"]] == ["Card 1"]
 
 
 def test_question_without_answer_is_reported_and_skipped(

@@ -9,40 +9,41 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from anki_genai import identity, package
+from anki_genai import statefile
+from anki_genai.apkg import notetype
 from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, RememberedFile, environment_key
 from anki_genai.cards import Card, merge_duplicates
 from anki_genai.errors import (
-    AnkiGenaiError,
     Diagnostic,
     SourceError,
     StrictModeError,
     UnreadableSourcesError,
 )
-from anki_genai.identity import State, Status
-from anki_genai.lock import build_lock
+from anki_genai.identity import Status
+from anki_genai.lock import project_lock
+from anki_genai.outputs import gone_if_failed, write_outputs
 from anki_genai.parse import ParseOptions
 from anki_genai.plan import Plan, PlannedNote, card_strings, plan_notes
 from anki_genai.preview import write_preview
 from anki_genai.sources import (
+    Scope,
     Sources,
     check_output_outside_sources,
     output_path,
     package_folder,
     read_sources,
+    relative_to_root,
+    scope_of,
     source_root,
 )
+from anki_genai.statefile import NoteRecord, State
 from anki_genai.workers import process_all
-
-LOCK_FILE_NAME = ".anki-genai.lock"
-STATE_BACKUP_NAME = "anki-genai-state.backup.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class BuildOptions:
     strict: bool = False  # any problem fails the build and nothing is written
     dry_run: bool = False  # plan only; write nothing
     encoding: str = "utf-8"  # of the Markdown files
+    encodings: tuple[tuple[str, str], ...] = ()  # (glob, encoding) for files in another one
     skip_unreadable: bool = False  # build the other files when one cannot be read
     lock_timeout: float = 60.0  # seconds to wait for another build of the same sources
     parse: ParseOptions = field(default_factory=ParseOptions)  # layout, extra marker words
@@ -64,10 +66,11 @@ class BuildOptions:
 class Collected:
     """The cards of every source file, and every problem met on the way."""
 
-    root: Path  # the folder the state file lives in
-    files: tuple[Path, ...]
     cards: tuple[Card, ...]
     diagnostics: tuple[Diagnostic, ...]
+    files: tuple[Path, ...]
+    root: Path  # the folder the state file lives in
+    scope: Scope  # the files whose notes this build speaks for
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,21 +136,19 @@ def build(
     memo: BuildMemo | None = None,
     workers: int | None = None,
 ) -> BuildResult:
-    """Build the package for `options.sources`, updating the state file beside them.
-
-    Either the package and the state file are both replaced, or neither is: the package is
-    written first (to a temporary file, then renamed), the state second. A crash between the
-    two leaves the old state, whose GUIDs the next build reuses, so it only resends notes.
-    `workers` is the number of processes that parse (None: as many as pay off).
-    """
+    """Build the package for `options.sources`, updating the state file beside them;
+    `workers` processes parse (None: as many as pay off). See `outputs` for what a failure
+    at any moment leaves."""
     root = source_root(options.sources)
     folder = package_folder(options.output)
     check_output_outside_sources(folder, options.sources)
-    state_path = root / identity.STATE_FILE_NAME
+    state_path = root / statefile.STATE_FILE_NAME
     cache = output_cache(options, memo.files if memo is not None else None)
-    with _lock(options, root, on_wait), _without_cyclic_gc(), _gone_if_failed(folder):
+    with _lock(options, root, on_wait), _without_cyclic_gc(), gone_if_failed(folder):
         sources = _read_sources(options)
-        state_digest = _file_digest(state_path)  # the lock keeps it so until the build ends
+        state_digest = statefile.file_digest(
+            state_path
+        )  # the lock keeps it so until the build ends
         unchanged = _unchanged_since_last_build(cache, options, sources, state_path, state_digest)
         if unchanged is not None:
             return unchanged
@@ -159,11 +160,10 @@ def build(
             raise StrictModeError(result.diagnostics)
         if options.dry_run:
             return result
-        written, state_digest = _write(plan, result, cache, state_changed, state_digest)
-        media = sorted({m.path for card in collected.cards for m in card.media})
-        inputs = _inputs_digest(options, sources, state_digest)
-        cache.remember_build(inputs, result.package_path, result.summary(), media)
-        cache.save()
+        written, state_digest = write_outputs(
+            plan, result.state_path, cache, state_changed, state_digest
+        )
+        _remember(cache, options, sources, collected, result, state_digest)
         if memo is not None:
             memo.state = (state_digest, plan.state)
         return replace(result, written=written)
@@ -202,7 +202,7 @@ def collect(
         done += 1
         if progress is not None:
             progress(done, len(sources.files))
-    if cache is not None:
+    if cache is not None and "" in sources.scope.named:  # a part of the project keeps the rest
         cache.keep_only({job.relative for job in sources.jobs if not isinstance(job, SourceError)})
     return _collected(sources, results, options.skip_unreadable)
 
@@ -213,7 +213,7 @@ def _collected(
     unreadable = [r for r in results if isinstance(r, SourceError)]
     if unreadable and not skip_unreadable:
         raise UnreadableSourcesError(tuple(unreadable))
-    diagnostics = [exc.diagnostic() for exc in unreadable]
+    diagnostics = [*sources.skipped, *(exc.diagnostic() for exc in unreadable)]
     cards: list[Card] = []
     for outcome in results:
         if isinstance(outcome, FileResult):
@@ -221,7 +221,8 @@ def _collected(
             cards.extend(outcome.cards)
     kept, duplicate_problems = merge_duplicates(cards)
     diagnostics.extend(duplicate_problems)
-    return Collected(sources.root, sources.files, tuple(kept), tuple(diagnostics))
+    scope = sources.scope.without(relative_to_root(exc.path, sources.root) for exc in unreadable)
+    return Collected(tuple(kept), tuple(diagnostics), sources.files, sources.root, scope)
 
 
 def check(options: BuildOptions) -> Collected:
@@ -240,15 +241,22 @@ def preview(options: BuildOptions, page: Path) -> Collected:
     return collected
 
 
-def forget_removed(sources: tuple[Path, ...], lock_timeout: float = 60.0) -> tuple[Path, int]:
-    """Forget the removed notes in the state file of `sources`; return it and how many."""
+def forget_removed(
+    sources: tuple[Path, ...], lock_timeout: float = 60.0, dry_run: bool = False
+) -> tuple[Path, tuple[NoteRecord, ...]]:
+    """Forget the removed notes of `sources` (of their files only, when they are part of a
+    project) in the state file; return it and the notes forgotten (or, in a dry run, that
+    would be)."""
     root = source_root(sources)
-    path = root / identity.STATE_FILE_NAME
-    with build_lock(root / LOCK_FILE_NAME, lock_timeout, lambda: None):
-        state, dropped = identity.drop_tombstones(identity.load_state(path))
-        if dropped:
-            identity.save_state(state, path)
-    return path, dropped
+    path = root / statefile.STATE_FILE_NAME
+    scope = scope_of(sources, root)
+    with project_lock(root, lock_timeout) if not dry_run else contextlib.nullcontext():
+        state = statefile.load_state(path)
+        gone = tuple(r for r in state.notes.values() if r.removed and r.file in scope)
+        if gone and not dry_run:
+            kept = {guid: r for guid, r in state.notes.items() if r not in gone}
+            statefile.save_state(replace(state, notes=kept), path)
+    return path, gone
 
 
 def output_cache(options: BuildOptions, memory: dict[str, RememberedFile] | None = None) -> Cache:
@@ -257,7 +265,9 @@ def output_cache(options: BuildOptions, memory: dict[str, RememberedFile] | None
 
 
 def _read_sources(options: BuildOptions) -> Sources:
-    return read_sources(options.sources, options.encoding, options.parse, options.deck)
+    return read_sources(
+        options.sources, options.encoding, options.parse, options.deck, options.encodings
+    )
 
 
 def _lock(
@@ -266,7 +276,7 @@ def _lock(
     """One build at a time per source folder; a dry run writes nothing, so needs no lock."""
     if options.dry_run:
         return contextlib.nullcontext()
-    return build_lock(root / LOCK_FILE_NAME, options.lock_timeout, on_wait)
+    return project_lock(root, options.lock_timeout, on_wait)
 
 
 def _unchanged_since_last_build(
@@ -289,11 +299,26 @@ def _unchanged_since_last_build(
 def _inputs_digest(options: BuildOptions, sources: Sources, state_digest: str) -> str:
     """Everything a build reads: options, every source file, the state file."""
     digest = hashlib.sha256(repr(replace(options, dry_run=False)).encode())
-    digest.update(package.note_type_digest().encode())
+    digest.update(notetype.note_type_digest().encode())
     for path, key in zip(sources.files, sources.keys, strict=True):
         digest.update(f"\x1e{path}\x1f{key}".encode())
     digest.update(b"\x1e" + state_digest.encode())
     return digest.hexdigest()
+
+
+def _remember(
+    cache: Cache,
+    options: BuildOptions,
+    sources: Sources,
+    collected: Collected,
+    result: BuildResult,
+    state_digest: str,
+) -> None:
+    """Save the cache, with what this build read and reported, for the next build."""
+    media = sorted({m.path for card in collected.cards for m in card.media})
+    inputs = _inputs_digest(options, sources, state_digest)
+    cache.remember_build(inputs, result.package_path, result.summary(), media)
+    cache.save()
 
 
 def _plan(
@@ -312,12 +337,12 @@ def _plan(
         state = memo.state[1]
     else:
         known = card_strings(collected.cards) if state_digest is not None else None
-        state = identity.load_state(state_path, known)
+        state = statefile.load_state(state_path, known)
     if memo is not None:
         memo.state = None  # the old state goes while packaging, as above
     decks = {card.deck for card in collected.cards}
     package_path = output_path(options.output, collected.root, decks)
-    plan = plan_notes(collected.cards, state, state_path, package_path)
+    plan = plan_notes(collected.cards, state, state_path, package_path, collected.scope)
     # Compared as data, not as text: a state that says the same is not rewritten.
     return plan, state_digest is None or plan.state != state
 
@@ -336,61 +361,6 @@ def _result(collected: Collected, plan: Plan, state_path: Path) -> BuildResult:
     )
 
 
-def _write(
-    plan: Plan, result: BuildResult, cache: Cache, state_changed: bool, state_digest: str | None
-) -> tuple[bool, str]:
-    """Write the package (unless it is current) and then the state (if it changed).
-
-    Return whether anything was written, and the digest of the state file now.
-    """
-    path, note_type_mod = result.package_path, plan.state.note_type_mod
-    digest = package.content_digest(plan.notes, note_type_mod)
-    if not state_changed and cache.package_is_current(path, digest):
-        assert state_digest is not None  # a missing state file counts as changed
-        return False, state_digest
-    _remove_stale_temporary_files(path.parent)
-    keep = cache.folder / "collection" if cache.folder is not None else None
-    try:
-        package.write_package(plan.notes, note_type_mod, path, keep)
-    except OSError as exc:
-        raise AnkiGenaiError(
-            f"{path}: cannot write the package ({exc.strerror}); choose a writable output with -o"
-        ) from None
-    cache.remember_package(path, digest)
-    if state_changed:
-        state_digest = _write_state(plan.state, result.state_path, path.parent)
-    assert state_digest is not None
-    return True, state_digest
-
-
-def _write_state(state: State, state_path: Path, package_folder: Path) -> str:
-    """Save the state, once its package is written; return the new file's digest."""
-    if state_path.exists():
-        # The last good state, kept with the outputs, for when the committed one gets mangled.
-        shutil.copyfile(state_path, package_folder / STATE_BACKUP_NAME)
-    try:
-        return identity.save_state(state, state_path)
-    except OSError as exc:
-        raise AnkiGenaiError(
-            f"{state_path}: cannot write the state file ({exc.strerror})"
-        ) from None
-
-
-@contextlib.contextmanager
-def _gone_if_failed(folder: Path) -> Iterator[None]:
-    """A build that fails leaves no output folder it created: it may have begun filling
-    the cache there before it found the problem."""
-    created = not folder.exists()
-    try:
-        yield
-    except BaseException:
-        if created:
-            shutil.rmtree(folder / CACHE_FILE_NAME, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only if nothing else is in it
-        raise
-
-
 @contextlib.contextmanager
 def _without_cyclic_gc() -> Iterator[None]:
     # A build holds hundreds of thousands of tokens and strings, none in reference cycles;
@@ -402,19 +372,3 @@ def _without_cyclic_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _file_digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def _remove_stale_temporary_files(folder: Path) -> None:
-    # A build killed mid-write (SIGKILL, power loss) leaves its temporary package behind;
-    # we hold the lock, so no other build is writing one now.
-    if folder.is_dir():
-        for stale in folder.glob(".*.apkg.*.tmp"):
-            with contextlib.suppress(OSError):
-                stale.unlink()

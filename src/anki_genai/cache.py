@@ -12,23 +12,27 @@ import contextlib
 import functools
 import hashlib
 import json
-import marshal
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any
 
 from anki_genai import __version__
 from anki_genai.atomic import atomic_write
-from anki_genai.cards import Card, StoredHtml
-from anki_genai.errors import CacheChangedError, Diagnostic, SourceLocation
+from anki_genai.cards import Card
+from anki_genai.errors import Diagnostic, SourceLocation
 from anki_genai.media import MediaFile
+from anki_genai.store import (
+    StoredHtml,
+    dump_json,
+    file_stat,
+    read_checked,
+    write_checked,
+)
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
 _FORMAT = 8  # entries hold a token since 8
-_MAGIC = b"agcache1"
-_CHECKSUM_SIZE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +237,7 @@ class Cache:
                     "last": self.last,
                 }
                 atomic_write(
-                    self.folder / "index.json", functools.partial(_dump_json, index), durable=False
+                    self.folder / "index.json", functools.partial(dump_json, index), durable=False
                 )
         self._fresh.clear()
 
@@ -265,74 +269,9 @@ def write_entry(
     return FileResult(cards, result.diagnostics)
 
 
-# The entry stored_html read last, by path: packaging asks for one file's cards in a row.
-_LAST_READ: dict[Path, dict[str, Any]] = {}
-
-
-def stored_html(stored: StoredHtml) -> bytes:
-    """The compressed HTML that `stored` points at, as it was written for its file."""
-    entry = _LAST_READ.get(stored.entry)
-    if entry is None or entry.get("token") != stored.token:
-        read = read_checked(stored.entry)
-        if not isinstance(read, dict) or read.get("token") != stored.token:
-            raise CacheChangedError(
-                f"{stored.entry.parent.parent}: the cache changed while this build ran "
-                "(another build into the same folder?); build again"
-            )
-        _LAST_READ.clear()
-        entry = _LAST_READ[stored.entry] = read
-    try:
-        return bytes(entry["cards"][stored.index][1])
-    except (KeyError, IndexError, TypeError):
-        raise CacheChangedError(f"{stored.entry}: a cache entry is damaged; build again") from None
-
-
-def write_checked(path: Path, content: dict[str, Any]) -> None:
-    """Write plain data (dicts, lists, str, bytes, numbers) for `read_checked`.
-
-    marshal, not JSON: it holds compressed HTML as bytes and reads back several times
-    faster, which a rebuild of a large deck feels. A checksum guards it, since marshal is
-    not meant for damaged data.
-    """
-    # Version 2, the last without shared references: later versions track every object
-    # written, which for the kept collection's index of 100,000 notes costs 25 MB at the
-    # build's peak, for a file a quarter smaller.
-    payload = marshal.dumps(content, 2)
-    checksum = hashlib.sha256(payload).digest()[:_CHECKSUM_SIZE]
-
-    def write(handle: IO[bytes]) -> None:
-        handle.write(_MAGIC + checksum)
-        handle.write(payload)  # not joined to the header: a large index is not copied
-
-    atomic_write(path, write, binary=True, durable=False)
-
-
-def read_checked(path: Path) -> object:
-    """What `write_checked` wrote at `path`; None if it is missing or damaged."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    header = len(_MAGIC) + _CHECKSUM_SIZE
-    payload = data[header:]
-    if data[: len(_MAGIC)] != _MAGIC:
-        return None
-    if data[len(_MAGIC) : header] != hashlib.sha256(payload).digest()[:_CHECKSUM_SIZE]:
-        return None
-    try:
-        return marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return None
-
-
-def _dump_json(content: object, handle: TextIO) -> None:
-    # json.dumps, not json.dump: only the former takes the C encoder's fast path.
-    handle.write(json.dumps(content, ensure_ascii=False))
-
-
 def _stat(path: Path) -> tuple[str, int, int]:
-    info = os.stat(path)
-    return str(path), info.st_size, info.st_mtime_ns
+    size, mtime_ns = file_stat(path)
+    return str(path), size, mtime_ns
 
 
 def _media_paths(result: FileResult) -> list[Path]:
@@ -352,10 +291,9 @@ def _unchanged(path: Path, size: int, mtime_ns: int) -> bool:
 
 def _card_to_list(card: Card) -> list[object]:
     # A list, not a dict: a large deck's cache holds hundreds of thousands of these.
-    packed = card.packed_html
     return [
         card.deck,
-        packed if isinstance(packed, bytes) else stored_html(packed),
+        card.packed(),
         card.context,
         card.source_file,
         card.location.line,

@@ -11,26 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anki_genai.errors import Diagnostic, Severity, SourceLocation
+from anki_genai.apkg.notetype import NoteFields
+from anki_genai.errors import CacheChangedError, Diagnostic, Severity, SourceLocation
 from anki_genai.media import MediaFile, resolve_images
 from anki_genai.parse import ParsedDocument, normalize_question
+from anki_genai.store import StoredHtml, read_stored_html
 
 if TYPE_CHECKING:
     from anki_genai.render import Renderer
 
 
 FIELD_SIZE_WARNING = 128 * 1024  # bytes of HTML in one field
-
-
-@dataclass(frozen=True, slots=True)
-class StoredHtml:
-    """Where a card's HTML lies in the build cache: card `index` of the entry file `entry`,
-    as written with `token`. A card holds this instead of its HTML so that a large deck's
-    HTML stays on disk until it is packaged."""
-
-    entry: Path
-    token: bytes  # written into the entry, new each time: a rewritten entry is not mistaken
-    index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +82,22 @@ class Card:
             self.answer_digest, self.digest,
         )  # fmt: skip
 
+    def packed(self) -> bytes:
+        """The question and answer HTML, compressed; read from the cache if it lies there."""
+        packed = self.packed_html
+        if isinstance(packed, bytes):
+            return packed
+        stored = read_stored_html(packed)
+        if stored is None:
+            raise CacheChangedError(
+                f"{packed.entry.parent.parent}: the cache changed while this build ran "
+                "(another build into the same folder?); build again"
+            )
+        return stored
+
     def html(self) -> tuple[str, str]:
         """Return the question and answer HTML."""
-        packed = self.packed_html
-        if isinstance(packed, StoredHtml):
-            from anki_genai.cache import stored_html  # the cache module imports this one
-
-            packed = stored_html(packed)
-        question, _, answer = zlib.decompress(packed).decode().partition("\x00")
+        question, _, answer = zlib.decompress(self.packed()).decode().partition("\x00")
         return question, answer
 
     @property
@@ -113,11 +112,11 @@ class Card:
     def source(self) -> str:
         return f"{self.source_file}:{self.location.line}"
 
-    def fields(self) -> tuple[str, str, str, str, str]:
-        """Return the note's fields in the note type's order."""
+    def fields(self) -> NoteFields:
+        """Return the note's fields."""
         question, answer = self.html()
         context = html.escape(self.context, quote=False)
-        return question, answer, context, html.escape(self.source, quote=False), ""
+        return NoteFields(question, answer, context, html.escape(self.source, quote=False))
 
 
 def make_cards(

@@ -77,6 +77,15 @@ def _source_options(command: F) -> F:
     return command
 
 
+_wait_option = click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait while another build of the same sources is running.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="anki-genai")
 def main() -> None:
@@ -107,13 +116,7 @@ def main() -> None:
     is_flag=True,
     help="Build the other files when some cannot be read or decoded (they are reported).",
 )
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait while another build of the same sources is running.",
-)
+@_wait_option
 @click.option(
     "--watch", is_flag=True, help="Rebuild whenever a source file changes (Ctrl-C stops)."
 )
@@ -210,20 +213,20 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
 
 @main.command("forget-removed")
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait while a build of the same sources is running.",
-)
-def forget_removed_command(sources: tuple[Path, ...], wait: float) -> None:
+@_wait_option
+@click.option("--dry-run", is_flag=True, help="List the notes it would forget; change nothing.")
+def forget_removed_command(sources: tuple[Path, ...], wait: float, dry_run: bool) -> None:
     """Forget notes removed from the SOURCES, once you have deleted them in Anki.
 
     Until then every build keeps sending them tagged anki-genai::removed.
     """
-    path, dropped = _run(lambda: forget_removed(sources or (Path("source"),), wait))
-    click.echo(f"Forgot {dropped} removed note(s) in {path}.")
+    path, gone = _run(lambda: forget_removed(sources or (Path("source"),), wait, dry_run))
+    for record in sorted(gone, key=lambda r: (r.file, r.question)):
+        click.echo(f"{'would forget' if dry_run else 'forgot'}  {record.file}: {record.question}")
+    if dry_run:
+        click.echo(f"Dry run, nothing changed: would forget {len(gone)} removed note(s) in {path}.")
+    else:
+        click.echo(f"Forgot {len(gone)} removed note(s) in {path}.")
 
 
 # --- options -----------------------------------------------------------------------------------
@@ -251,6 +254,7 @@ def _merged_options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
         strict=params.get("strict", False),
         dry_run=params.get("dry_run", False),
         encoding=params["encoding"],
+        encodings=tuple(config.get("encodings", ())),  # type: ignore[arg-type]
         skip_unreadable=params.get("skip_unreadable", False),
         lock_timeout=params.get("wait", 60.0),
         parse=ParseOptions(

@@ -19,6 +19,7 @@ _CONFIG_KEYS = {
     "question_words": list,
     "answer_words": list,
     "encoding": str,
+    "encodings": dict,  # glob -> encoding, for the files not in `encoding`
     "output": str,
     "strict": bool,
 }
@@ -52,7 +53,16 @@ def load_config(root: Path) -> dict[str, object]:
             f"{path}: unknown encoding {data['encoding']!r}; use one Python knows, "
             "e.g. utf-8 or gbk"
         )
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    for glob, encoding in data.get("encodings", {}).items():
+        if not isinstance(encoding, str) or not is_known_encoding(encoding):
+            raise ConfigError(
+                f"{path}: [encodings] {glob!r}: unknown encoding {encoding!r}; use one Python "
+                "knows, e.g. gbk"
+            )
+    return {
+        k: tuple(v.items()) if isinstance(v, dict) else tuple(v) if isinstance(v, list) else v
+        for k, v in data.items()
+    }
 
 
 def is_known_encoding(name: str) -> bool:

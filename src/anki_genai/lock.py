@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +16,39 @@ from anki_genai.errors import AnkiGenaiError
 
 class LockTimeoutError(AnkiGenaiError):
     """Another build held the lock for longer than we were willing to wait."""
+
+
+# The descriptors of the locks this process holds. A forked child (a parse worker) closes
+# its copies at once: a flock belongs to the open file, so a worker that outlived a killed
+# build would otherwise go on holding the lock, and every later build would wait for it.
+_HELD: set[int] = set()
+
+
+def _close_held_locks() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_locks)
+
+
+def lock_path(root: Path) -> Path:
+    """The lock file of the project at `root`: in the temporary folder, not among the
+    sources, so a killed build leaves nothing there for `git status` to show, and sources
+    on a read-only file system can still be built."""
+    key = hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:16]
+    user = os.getuid() if hasattr(os, "getuid") else 0  # one user cannot open another's
+    return Path(tempfile.gettempdir()) / f"anki-genai-{user}-{key}.lock"
+
+
+def project_lock(
+    root: Path, timeout: float, on_wait: Callable[[], None] = lambda: None
+) -> contextlib.AbstractContextManager[None]:
+    """The lock that one build (or forget-removed) of the project at `root` holds."""
+    return build_lock(lock_path(root), timeout, on_wait)
 
 
 @contextlib.contextmanager
@@ -46,13 +81,15 @@ def build_lock(
         if _same_file(fd, path):
             break
         os.close(fd)
+    _HELD.add(fd)
     try:
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
-        # Windows cannot remove a file still open; there the lock file stays (it is hidden).
+        # Windows cannot remove a file still open; there the lock file stays.
         with contextlib.suppress(FileNotFoundError, PermissionError):
             os.unlink(path)
+        _HELD.discard(fd)
         os.close(fd)
 
 

@@ -7,14 +7,18 @@ import functools
 import hashlib
 import html
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from anki_genai import identity, package
+from anki_genai import identity
+from anki_genai.apkg import notetype, package
+from anki_genai.apkg.collection import PackagedNote
+from anki_genai.apkg.notetype import NoteFields
 from anki_genai.cards import Card
 from anki_genai.errors import StateError
-from anki_genai.identity import Candidate, IdentityPlan, NoteRecord, State, Status
+from anki_genai.identity import Candidate, IdentityPlan, Status
+from anki_genai.statefile import NoteRecord, State
 
 REMOVED_ANSWER = "(removed from the Markdown sources)"
 REMOVED_DECK = "anki-genai removed"
@@ -41,7 +45,7 @@ class Plan:
     """What a build sends: every note to package, what changed, and the next state."""
 
     package_path: Path
-    notes: tuple[package.PackagedNote, ...]
+    notes: tuple[PackagedNote, ...]
     changes: tuple[PlannedNote, ...]  # new, changed, renamed and removed notes
     counts: Counter[Status]
     deck_counts: dict[str, Counter[Status]]
@@ -58,23 +62,38 @@ def card_strings(cards: Sequence[Card]) -> dict[str, str]:
     return strings
 
 
-def plan_notes(cards: Sequence[Card], state: State, state_path: Path, package_path: Path) -> Plan:
-    """Match `cards` against `state`: the notes to package at `package_path`, and the next state."""
+def plan_notes(
+    cards: Sequence[Card],
+    state: State,
+    state_path: Path,
+    package_path: Path,
+    scope: Container[str] | None = None,
+) -> Plan:
+    """Match `cards` against `state`: the notes to package at `package_path`, and the next state.
+
+    Only the notes of files in `scope` (None: every file) are matched, removed or packaged;
+    the others keep their records as they are, GUIDs included.
+    """
     now = identity.build_timestamp(state)
+    outside = {g: r for g, r in state.notes.items() if r.file not in scope} if scope else {}
+    if outside:
+        state = replace(state, notes={g: r for g, r in state.notes.items() if g not in outside})
     candidates = [
         Candidate(
             c.question_text, c.answer_digest, c.digest, c.source_file, c.explicit_id, c.question_key
         )
         for c in cards
     ]
-    matched = identity.assign_identities(candidates, state, now)
+    matched = identity.assign_identities(candidates, state, now, reserved=outside.keys())
     _check_state_belongs_here(state, state_path, candidates, matched)
-    note_type_digest = package.note_type_digest()
+    note_type_digest = notetype.note_type_digest()
     note_type_mod = state.note_type_mod if state.note_type_digest == note_type_digest else now
     tombstones = _tombstones(matched, package_path)
     new_state = identity.updated_state(
         candidates, matched, tombstones, note_type_digest, note_type_mod
     )
+    if outside:
+        new_state = replace(new_state, notes={**outside, **new_state.notes})
     # Matching's working objects go before the packaged notes are made: at 100,000 notes
     # they are what tips a build over 300 MB.
     del candidates
@@ -91,7 +110,7 @@ def _packaged(
     counts: Counter[Status] = Counter()
     deck_counts: dict[str, Counter[Status]] = {}
     changes: list[PlannedNote] = []
-    notes: list[package.PackagedNote] = []
+    notes: list[PackagedNote] = []
     for card, a in zip(cards, matched.assignments, strict=True):
         counts[a.status] += 1
         deck_counts.setdefault(card.deck, Counter())[a.status] += 1
@@ -99,9 +118,7 @@ def _packaged(
             changes.append(PlannedNote(card, a.guid, a.mod, a.status, a.previous_question))
         digest = f"{card.digest}:{card.location.line}"
         fields = card.fields
-        notes.append(
-            package.PackagedNote(a.guid, card.deck, fields, digest, card.tags, a.mod, card.media)
-        )
+        notes.append(PackagedNote(a.guid, card.deck, fields, digest, card.tags, a.mod, card.media))
     newly_removed = set(matched.newly_removed)
     for r in tombstones:
         if r.guid in newly_removed:
@@ -110,10 +127,10 @@ def _packaged(
             )
             deck_counts.setdefault(r.deck, Counter())[Status.REMOVED] += 1
         notes.append(
-            package.PackagedNote(
+            PackagedNote(
                 r.guid,
                 r.deck,
-                functools.partial(_five, r.fields),
+                functools.partial(NoteFields.padded, r.fields),
                 hashlib.sha256("\x1f".join(r.fields).encode()).hexdigest(),
                 (*r.tags, identity.REMOVED_TAG),
                 r.mod,
@@ -139,12 +156,8 @@ def _tombstones(matched: IdentityPlan, previous_package: Path) -> list[NoteRecor
                 )
             else:
                 # The previous package is gone, so its exact content is unknown: say so on the card.
-                fields = (
-                    html.escape(record.question),
-                    REMOVED_ANSWER,
-                    "",
-                    html.escape(record.file),
-                    "",
+                fields = NoteFields(
+                    html.escape(record.question), REMOVED_ANSWER, "", html.escape(record.file)
                 )
                 record = replace(record, deck=REMOVED_DECK, fields=fields, tags=())
         tombstones.append(record)
@@ -168,8 +181,3 @@ def _check_state_belongs_here(
         "file (git checkout, or the backup in the output folder); if you really replaced "
         "every note, move the file away and build again."
     )
-
-
-def _five(fields: Sequence[str]) -> tuple[str, str, str, str, str]:
-    padded = (*fields, "", "", "", "", "")[:5]
-    return (padded[0], padded[1], padded[2], padded[3], padded[4])

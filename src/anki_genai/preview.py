@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from anki_genai import package
+from anki_genai.apkg import notetype
 from anki_genai.atomic import atomic_write
 from anki_genai.cards import Card
 
@@ -27,8 +27,8 @@ def fill_template(template: str, fields: Mapping[str, str]) -> str:
 
 def card_sides(fields: Mapping[str, str]) -> tuple[str, str]:
     """Return the front and back HTML of a note's card."""
-    front = fill_template(package.FRONT_TEMPLATE, fields)
-    back = fill_template(package.BACK_TEMPLATE, {**fields, "FrontSide": front})
+    front = fill_template(notetype.FRONT_TEMPLATE, fields)
+    back = fill_template(notetype.BACK_TEMPLATE, {**fields, "FrontSide": front})
     return front, back
 
 
@@ -39,7 +39,7 @@ def card_page(side_html: str, night: bool = False, title: str = "card") -> str:
 <html lang="zh"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title>
-<style>{package.note_type_css()}</style></head>
+<style>{notetype.note_type_css()}</style></head>
 <body class="{body_class}">{side_html}</body></html>
 """
 
@@ -57,7 +57,7 @@ def write_preview(cards: Sequence[Card], output: Path) -> None:
             f"<small>({len(deck_cards)})</small></h2>\n{articles}\n</section>"
         )
     page = _PREVIEW_PAGE.format(
-        css=package.note_type_css(),
+        css=notetype.note_type_css(),
         count=len(cards),
         decks="\n".join(sections) or "<p>No cards.</p>",
     )
@@ -66,7 +66,7 @@ def write_preview(cards: Sequence[Card], output: Path) -> None:
 
 
 def _preview_card(card: Card) -> str:
-    fields = dict(zip(package.FIELD_NAMES, card.fields(), strict=True))
+    fields = dict(zip(notetype.FIELD_NAMES, card.fields(), strict=True))
     front, back = card_sides(fields)
     for media in card.media:
         uri = _data_uri(media.path)

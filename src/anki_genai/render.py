@@ -22,7 +22,7 @@ from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from anki_genai.package import HIGHLIGHT_CLASS
+from anki_genai.apkg.notetype import HIGHLIGHT_CLASS
 from anki_genai.parse import markdown_parser
 
 _ALLOWED_TAGS = set(nh3.ALLOWED_TAGS)

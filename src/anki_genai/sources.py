@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import codecs
+import fnmatch
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from anki_genai.errors import AnkiGenaiError, SourceError, SourceLocation
+from anki_genai.config import CONFIG_FILE_NAME
+from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity, SourceError, SourceLocation
 from anki_genai.parse import ParseOptions
+from anki_genai.statefile import STATE_FILE_NAME
 
 PACKAGE_SUFFIX = ".apkg"
 
@@ -47,6 +51,27 @@ class FileJob:
 
 
 @dataclass(frozen=True, slots=True)
+class Scope:
+    """The files a build speaks for. A build of one file or folder of a project leaves the
+    notes of every other file as they are: it neither reports, removes nor forgets them."""
+
+    named: tuple[str, ...]  # relative paths: "" the whole project, "dir/" a folder, a file
+    skipped: frozenset[str] = frozenset()  # files in it whose cards could not be made now
+
+    def __contains__(self, relative: object) -> bool:
+        if not isinstance(relative, str) or relative in self.skipped:
+            return False
+        return any(
+            n == "" or relative == n or (n.endswith("/") and relative.startswith(n))
+            for n in self.named
+        )
+
+    def without(self, relatives: Iterable[str]) -> Scope:
+        """This scope, less files that could not be read this time (their notes stay)."""
+        return Scope(self.named, self.skipped | frozenset(relatives))
+
+
+@dataclass(frozen=True, slots=True)
 class Sources:
     """Every source file, read: the job that turns it into cards, or why it cannot be read."""
 
@@ -54,14 +79,24 @@ class Sources:
     files: tuple[Path, ...]
     jobs: tuple[FileJob | SourceError, ...]
     keys: tuple[str, ...]  # what the file's cards depend on; "" for an unreadable file
+    skipped: tuple[Diagnostic, ...] = ()  # what was passed over: FIFOs, devices, ...
+    scope: Scope = Scope(("",))
 
 
 def read_sources(
-    paths: Sequence[Path], encoding: str, parse: ParseOptions, deck: str | None
+    paths: Sequence[Path],
+    encoding: str,
+    parse: ParseOptions,
+    deck: str | None,
+    encodings: Sequence[tuple[str, str]] = (),
 ) -> Sources:
-    """Find every source file and what its cards depend on (its bytes are not kept)."""
+    """Find every source file and what its cards depend on (its bytes are not kept).
+
+    `encodings` are (glob, encoding) pairs for files whose encoding is not `encoding`; the
+    first glob that matches a file's path relative to the root wins.
+    """
     root = source_root(paths)
-    files = find_sources(paths)
+    files, skipped = find_sources(paths)
     single_file = len(files) == 1
     jobs: list[FileJob | SourceError] = []
     keys: list[str] = []
@@ -72,23 +107,50 @@ def read_sources(
             jobs.append(exc)
             keys.append("")
             continue
-        job = FileJob(
-            path, _relative(path, root), len(data), root, encoding, parse, deck, single_file
-        )
+        relative = relative_to_root(path, root)
+        own = next((e for glob, e in encodings if fnmatch.fnmatch(relative, glob)), encoding)
+        job = FileJob(path, relative, len(data), root, own, parse, deck, single_file)
         jobs.append(job)
         keys.append(job.key(data))
-    return Sources(root, tuple(files), tuple(jobs), tuple(keys))
+    return Sources(
+        root, tuple(files), tuple(jobs), tuple(keys), tuple(skipped), scope_of(paths, root)
+    )
+
+
+def scope_of(paths: Sequence[Path], root: Path) -> Scope:
+    """The scope of a build of `paths` in the project at `root`."""
+    return Scope(tuple(_named(path, root) for path in paths))
+
+
+def _named(path: Path, root: Path) -> str:
+    if not path.is_dir():
+        return relative_to_root(path, root)
+    real = _real(path)
+    return "" if real == root else real.relative_to(root).as_posix() + "/"
 
 
 def source_root(sources: Sequence[Path]) -> Path:
-    """Return the folder the state file lives in: the common folder of all sources."""
+    """Return the project's root, where its state file and anki-genai.toml live.
+
+    As git and black find theirs: the nearest folder at or above the sources that holds
+    either file, not looking past the repository's root; else the sources' common folder.
+    So a build of one file or sub-folder of a project uses the project's state.
+    """
     folders = [p if p.is_dir() else p.parent for p in sources]
-    return Path(os.path.commonpath([_real(f) for f in folders])) if folders else Path.cwd()
+    common = Path(os.path.commonpath([_real(f) for f in folders])) if folders else Path.cwd()
+    for folder in (common, *common.parents):
+        if (folder / STATE_FILE_NAME).is_file() or (folder / CONFIG_FILE_NAME).is_file():
+            return folder
+        if (folder / ".git").exists():
+            break
+    return common
 
 
-def find_sources(sources: Sequence[Path]) -> list[Path]:
-    """Return every Markdown file in `sources`, as the user named them; folders are searched."""
+def find_sources(sources: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """Return every Markdown file in `sources`, as the user named them (folders are
+    searched), and a warning for each one passed over because it is not a regular file."""
     found: dict[Path, Path] = {}  # real path -> as named, so a file given twice is read once
+    skipped: list[Diagnostic] = []
     for source in sources:
         if not source.exists():
             raise SourceError("no such file or folder", source)
@@ -100,8 +162,31 @@ def find_sources(sources: Sequence[Path]) -> list[Path]:
                 source,
             )
         for path in paths:
-            found.setdefault(_real(path), path)
-    return list(found.values())
+            kind = _not_regular(path)
+            if kind:
+                # Reading a FIFO would wait forever for a writer; a device, read forever.
+                message = f"{kind}, not a regular file: skipped"
+                skipped.append(Diagnostic(SourceLocation(path, 1), message, Severity.WARNING))
+            else:
+                found.setdefault(_real(path), path)
+    return list(found.values()), skipped
+
+
+def _not_regular(path: Path) -> str:
+    """What `path` is when it is not a regular file ("" when it is one, or is gone)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""  # reading it reports what is wrong
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a folder" if stat.S_ISDIR(mode) else "a special file"
 
 
 def _walk_markdown(folder: Path) -> Iterator[Path]:
@@ -130,7 +215,8 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_to_root(path: Path, root: Path) -> str:
+    """A source file's path as the state file records it: relative to the root, '/'-separated."""
     real = _real(path)
     return real.relative_to(root).as_posix() if real.is_relative_to(root) else path.name
 
@@ -141,26 +227,93 @@ def read_source(path: Path, encoding: str = "utf-8") -> str:
 
 
 def read_bytes(path: Path) -> bytes:
+    """A source file's bytes; never waits, even if it became a FIFO since it was found."""
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SourceError("not a regular file; name only Markdown files", path)
+            return handle.read()
     except OSError as exc:
         raise SourceError(
             f"cannot read the file: {exc.strerror}", SourceLocation(path, 1)
         ) from None
 
 
+# Byte order marks, UTF-32's first: its little-endian mark starts with UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# What older notes are often saved in, for the hint when a file does not decode. Big5 and
+# Shift-JIS bytes nearly always decode as GBK too, as nonsense, so GBK is named first only
+# for text that GB2312's common characters spell; UTF-16 without a mark decodes almost
+# anything, so it is named only for text with NULs beside its ASCII characters.
+_COMMON_ENCODINGS = ("big5", "shift_jis", "gbk", "gb18030")
+
+
 def decode_source(data: bytes, path: Path, encoding: str = "utf-8") -> str:
-    """Decode a Markdown file's bytes, naming the line and the fix when they do not decode."""
-    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    """Decode a Markdown file's bytes, naming the line and the fix when they do not decode.
+
+    A byte order mark (UTF-8, UTF-16 or UTF-32) says the encoding, whatever `encoding` is.
+    """
+    codec = next((c for bom, c in _BOMS if data.startswith(bom)), None)
+    if codec is None:
+        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     try:
         return data.decode(codec)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise SourceError(
-            f"not valid {encoding}; convert it (e.g. `iconv -f gbk -t utf-8 FILE > NEW.md`) "
-            "or name its encoding with --encoding gbk",
+            _undecodable(data, codec if codec != "utf-8-sig" else "utf-8"),
             SourceLocation(path, line),
         ) from None
+
+
+def _undecodable(data: bytes, encoding: str) -> str:
+    """What to say about text that is not valid `encoding`: the encoding it decodes as."""
+    likely = _likely_encoding(data)
+    if likely is None:
+        return (
+            f"not valid {encoding}, nor gbk, big5, shift_jis or utf-16; find out how it was "
+            "saved and name that with --encoding, or convert it to UTF-8"
+        )
+    return (
+        f"not valid {encoding}; it reads as {likely}: convert it "
+        f"(`iconv -f {likely} -t utf-8 FILE > NEW.md`) or name its encoding with "
+        f"--encoding {likely} (or per file, in anki-genai.toml's [encodings])"
+    )
+
+
+def _likely_encoding(data: bytes) -> str | None:
+    # UTF-16 puts a NUL beside every ASCII character, on one side.
+    odd, even = data[1::2].count(0), data[0::2].count(0)
+    if (
+        len(data) % 2 == 0
+        and max(odd, even) >= len(data) // 16
+        and min(odd, even) * 4 < max(odd, even)
+    ):
+        return "utf-16-le" if odd > even else "utf-16-be"
+    gbk = _decoded(data, "gbk")
+    if gbk is not None and _mostly_common_chinese(gbk):
+        return "gbk"
+    return next((c for c in _COMMON_ENCODINGS if _decoded(data, c) is not None), None)
+
+
+def _mostly_common_chinese(text: str) -> bool:
+    wide = [ch for ch in text if ord(ch) > 127]
+    common = sum(1 for ch in wide if _decoded(ch.encode("gb2312", "ignore"), "gb2312") == ch)
+    return common >= 0.95 * len(wide)
+
+
+def _decoded(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
 
 
 def file_deck(root_deck: str | None, own: str, relative: str, single_file: bool) -> str:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,8 +59,30 @@ def process_all(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     )
     chunk = max(1, len(jobs) // (count * 8))
-    with concurrent.futures.ProcessPoolExecutor(count, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        count, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
+    ) as pool:
         yield from pool.map(process, jobs, chunksize=chunk)
+
+
+def _end_with(parent: int) -> None:
+    """Make this worker end when the build that started it ends, however it ends: a build
+    killed by SIGKILL or the OOM killer cannot tell its workers to stop."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    else:  # pragma: no cover - CI runs on Linux
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # it died before we asked to go with it
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:  # pragma: no cover - CI runs on Linux
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
 
 
 @functools.cache

@@ -72,9 +72,9 @@ class SegmentedDeflater:
             self.reused += 1
             self._pending.append((key, deflated))
         elif self._pool is not None:
-            self._pending.append(self._pool.submit(_deflate, data, key))
+            self._pending.append(self._pool.submit(deflate_segment, data, key))
         else:
-            self._pending.append(_deflate(data, key))
+            self._pending.append(deflate_segment(data, key))
         return self._drain(_PENDING)
 
     def flush(self) -> bytes:
@@ -124,7 +124,7 @@ def _ready(item: _Deflated) -> bool:
     return isinstance(item, tuple) or item.done()
 
 
-def _deflate(data: bytes, key: bytes) -> tuple[bytes, bytes]:
+def deflate_segment(data: bytes, key: bytes) -> tuple[bytes, bytes]:
     # A fresh compressor per segment, ended by a sync flush (byte-aligned, not final): any
     # run of such segments, then the final block, is a complete deflate stream.
     compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)

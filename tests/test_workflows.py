@@ -1,0 +1,115 @@
+"""Everyday workflows keep every note's GUID, its review history and the edits made in Anki:
+building one file or sub-folder of a project, forgetting removed notes of one file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from anki_genai.identity import REMOVED_TAG
+from anki_genai.statefile import STATE_FILE_NAME
+from tests.conftest import AnkiCollection, run_cli
+
+
+def _pairs(topic: str, count: int) -> str:
+    parts = [f"# {topic}\n"]
+    for n in range(1, count + 1):
+        parts.append(
+            f"## {n}. 第{n}节\n\n**题目：** {topic}的第{n}个问题？\n\n**答案：** {topic}答{n}。\n"
+        )
+    return "\n".join(parts)
+
+
+def _project(root: Path) -> Path:
+    """A project of two files, faq.md and llm.md, with its state in notes/."""
+    notes = root / "notes"
+    (notes / "go").mkdir(parents=True)
+    (notes / "faq.md").write_text(_pairs("常见", 3), encoding="utf-8")
+    (notes / "llm.md").write_text(_pairs("模型", 3), encoding="utf-8")
+    (notes / "go" / "goroutine.md").write_text(_pairs("协程", 2), encoding="utf-8")
+    return notes
+
+
+def _edit_in_anki(anki: AnkiCollection, question: str, answer: str) -> str:
+    """Change a note's answer as the user would on the phone; return its GUID."""
+    (guid,) = [g for g, f in anki.notes().items() if question in f["Question"]]
+    note = anki.note_by_guid(guid)
+    note["Answer"] = answer
+    anki.col.update_note(note)
+    return guid
+
+
+def test_building_one_file_of_a_project_leaves_the_other_files_notes_alone(
+    tmp_path: Path, anki: AnkiCollection
+) -> None:
+    notes = _project(tmp_path)
+    out = tmp_path / "build"
+    first = run_cli("build", notes, "-o", out)
+    assert first.exit_code == 0, first.output
+    assert anki.import_package(out / "notes.apkg").new == 8
+    anki.review_all()
+    history = anki.history()
+    edited = _edit_in_anki(anki, "模型的第2个问题", "手机上改过的答案")
+    state_before = (notes / STATE_FILE_NAME).read_text(encoding="utf-8")
+
+    one = run_cli("build", notes / "faq.md", "-o", out / "faq.apkg")
+    assert one.exit_code == 0, one.output
+    assert "removed" not in one.output
+    assert "1 file, 3 notes (0 new, 0 changed, 3 unchanged)" in one.stdout
+    log = anki.import_package(out / "faq.apkg")
+    assert (log.new, log.updated, log.conflicting) == (0, 0, 0)  # the same notes
+    assert (notes / STATE_FILE_NAME).read_text(encoding="utf-8") == state_before
+
+    # The other file, alone, after that: no "state of another project", nothing removed.
+    other = run_cli("build", notes / "llm.md", "-o", out / "llm.apkg")
+    assert other.exit_code == 0, other.output
+    assert "removed" not in other.output
+    anki.import_package(out / "llm.apkg")
+    assert anki.notes()[edited]["Answer"] == "手机上改过的答案"
+    assert all(REMOVED_TAG not in anki.tags(guid) for guid in anki.notes())
+    assert anki.history() == history
+    assert len(anki.notes()) == 8
+
+
+def test_building_a_sub_folder_uses_the_projects_state_and_decks(
+    tmp_path: Path, anki: AnkiCollection
+) -> None:
+    notes = _project(tmp_path)
+    out = tmp_path / "build"
+    assert run_cli("build", notes, "-o", out).exit_code == 0
+    anki.import_package(out / "notes.apkg")
+    anki.review_all()
+    history, decks = anki.history(), anki.deck_names()
+
+    for part in (notes / "go", notes / "go" / "goroutine.md"):
+        result = run_cli("build", part, "-o", out / "go.apkg")
+        assert result.exit_code == 0, result.output
+        assert "0 new, 0 changed, 2 unchanged" in result.stdout
+        log = anki.import_package(out / "go.apkg")
+        assert (log.new, log.updated) == (0, 0)
+    assert not (notes / "go" / STATE_FILE_NAME).exists()
+    assert anki.deck_names() == decks  # no empty deck of its own
+    assert anki.history() == history
+
+
+def test_forget_removed_of_one_file_lists_and_forgets_only_its_notes(tmp_path: Path) -> None:
+    notes = _project(tmp_path)
+    out = tmp_path / "build"
+    assert run_cli("build", notes, "-o", out).exit_code == 0
+    for name in ("faq.md", "llm.md"):  # one pair removed from each file
+        path = notes / name
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text[: text.index("## 3.")], encoding="utf-8")
+    assert "2 removed" in run_cli("build", notes, "-o", out).stdout
+
+    dry = run_cli("forget-removed", notes / "faq.md", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.splitlines() == [
+        "would forget  faq.md: 常见的第3个问题？",
+        f"Dry run, nothing changed: would forget 1 removed note(s) in {notes / STATE_FILE_NAME}.",
+    ]
+    state = notes / STATE_FILE_NAME
+    before = state.read_bytes()
+    assert run_cli("forget-removed", notes / "faq.md").exit_code == 0
+    assert state.read_bytes() != before
+    text = state.read_text(encoding="utf-8")
+    assert "常见的第3个问题" not in text and "模型的第3个问题" in text
