@@ -189,14 +189,14 @@ def test_bad_config_file_is_named(sources: Path, setting: str, message: str) -> 
     assert result.stderr.startswith(f"Error: {sources / 'anki-genai.toml'}: {message}")
 
 
-def test_layout_option_reads_heading_documents(tmp_path: Path) -> None:
-    """`--layout headings` turns each question heading and its section into a note."""
+def test_layout_is_found_per_file_and_the_option_forces_one(tmp_path: Path) -> None:
+    """With no option each question heading and its section become a note; --layout forces."""
     source = tmp_path / "h.md"
     source.write_text("# 题库\n\n## 什么是 TCP？\n\n协议。\n\n## 什么是 UDP？\n\n协议。\n", "utf-8")
-    default = run_cli("check", source)
-    assert "try --layout headings" in default.stdout
-    result = run_cli("build", source, "-o", tmp_path / "o.apkg", "--layout", "headings")
+    result = run_cli("build", source, "-o", tmp_path / "o.apkg")
     assert "2 notes" in result.stdout
+    forced = run_cli("check", source, "--layout", "markers")
+    assert "no question/answer pairs found" in forced.stdout
 
 
 def test_every_command_and_option_has_help() -> None:
@@ -230,3 +230,17 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.Mon
     on_terminal = run_cli("build", source, "-o", tmp_path / "a.apkg")
     assert "Reading" in on_terminal.stderr
     assert run_cli("build", source, "-o", tmp_path / "b.apkg", "-q").stderr == ""
+
+
+def test_an_unknown_answer_label_is_named_and_the_option_reads_it(tmp_path: Path) -> None:
+    """A question whose answer starts with an author's own label gets a hint naming it."""
+    source = tmp_path / "a.md"
+    source.write_text("## 两数之和\n\n**题目：** 和为目标的两个数？\n\n**解题思路**：哈希表。\n", "utf-8")
+    hinted = run_cli("check", source)
+    assert hinted.exit_code == 1
+    assert f"{source}:3: error: question has no answer; if '解题思路' starts its answer" in (
+        hinted.stdout
+    )
+    assert "add --answer-word 解题思路" in hinted.stdout
+    result = run_cli("build", source, "-o", tmp_path / "o.apkg", "--answer-word", "解题思路")
+    assert "1 note" in result.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from anki_genai.parse import Layout, ParseOptions, QAPair, normalize_text, parse_markdown
+from anki_genai.parse import ParseOptions, QAPair, normalize_text, parse_markdown
 from anki_genai.sources import read_source
 
 # The shared corpus lies beside the checkout (../shared), or beside the folder holding a worktree.
@@ -21,29 +21,11 @@ CORPUS = next(
     Path(__file__).resolve().parents[2] / "shared" / "corpus" / "real",
 )
 
-# The files whose layout has no answer marker at all, and why they need an option.
+# Every file is read with default options but these, and why.
 OPTIONS = {
-    # Each `#### 题目NNN:` heading is a question and its section the answer; no answer marker.
-    "02_": ParseOptions(layout=Layout.HEADINGS),
-    # Whole-bold `**Qn：…**` paragraphs with unmarked answers; no headings per question.
-    "15_": ParseOptions(layout=Layout.BOLD),
-    # `## 面试题` / `## 面试题剖析` are this author's own marker words.
+    # `## 面试题` / `## 面试题剖析` are this author's own marker words; without them the file
+    # reads as three heading questions that drop the question's `？`.
     "16_": ParseOptions(question_words=("面试题",), answer_words=("面试题剖析",)),
-}
-
-
-# The files the parser does not read yet, and why; a file that starts passing fails the run,
-# so that its entry is removed here.
-NOT_YET = {
-    "17_": "issue 15: `######` question headings with no answer marker give no pairs",
-    "18_": "issue 15: a question in `<summary>` gives no pairs",
-    "19_": "issue 15: question headings at two levels, no answer marker, give no pairs",
-    "20_": "issue 15: bold numbered questions with unmarked answers give no pairs",
-    "21_": "issue 15: question headings whose answers hold deeper headings give no pairs",
-    "22_": "issue 15: answer text right after `<summary>Answer</summary>` is lost",
-    "23_": "issue 15: a question in `<summary>` inside a section gives no pairs",
-    "24_": "issue 15: `Q:`/`A:` lines in one paragraph give no pairs",
-    "25_": "issue 15: an unclosed `<details>` swallows the next question",
 }
 
 
@@ -51,16 +33,6 @@ def _key() -> list[dict[str, object]]:
     if not CORPUS.is_dir():
         return []
     return json.loads((CORPUS / "key.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-
-
-def _cases() -> list[object]:
-    cases = []
-    for entry in _key():
-        name = str(entry["file"])
-        reason = next((r for prefix, r in NOT_YET.items() if name.startswith(prefix)), None)
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        cases.append(pytest.param(entry, marks=marks, id=name[:2]))
-    return cases
 
 
 def _answer_first_line(pair: QAPair, lines: list[str]) -> str:
@@ -74,15 +46,20 @@ def _answer_first_line(pair: QAPair, lines: list[str]) -> str:
         following = pair.answer_tokens[index + 1] if index + 1 < len(pair.answer_tokens) else None
         if token.type == "paragraph_open" and following is not None:
             text = following.content.strip().splitlines()[0]
+            if source.startswith(text):
+                return text  # what follows is markup, such as `</details>`
             if not source.endswith(text):
                 continue
-            return text if "答案" in source or "解析" in source or "Answer" in source else source
+            # Text on a marker's line (`**答案：** text`, `A: text`) is counted without it.
+            label = source[: len(source) - len(text)].rstrip(" *_")
+            marked = "答案" in source or "解析" in source or "Answer" in source
+            return text if marked or label[-1:] in (":", "：") else source
         return source
     return ""
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus/real is not beside this checkout")
-@pytest.mark.parametrize("entry", _cases())
+@pytest.mark.parametrize("entry", _key(), ids=lambda e: str(e["file"])[:2])
 def test_real_document_gives_the_expected_pairs(entry: dict[str, object]) -> None:
     """Each real document gives the key's pair count, first question and last answer's start."""
     path = CORPUS / str(entry["file"])

@@ -2,7 +2,8 @@
 
 Each case in fixtures/layouts.md is a title, a Markdown input and the expected pairs: for each
 pair `LINE [CONTEXT] QUESTION` then `= ANSWER` (plain text, spaces folded); problems as
-`! LINE SEVERITY: MESSAGE`.
+`! LINE SEVERITY: MESSAGE`. The cases in fixtures/families.md, one or more per layout family,
+start with the layout the file was found to be written in.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from anki_genai.parse import parse_markdown, plain_text
 from tests.conftest import FIXTURES
 
 CASES = read_fixture_file(FIXTURES / "layouts.md")
+FAMILIES = read_fixture_file(FIXTURES / "families.md")
 
 
-def _describe(text: str) -> str:
+def _describe(text: str, with_layout: bool = False) -> str:
     document = parse_markdown(text, Path("case.md"))
-    lines = []
+    lines = [f"layout {document.layout.value}"] if with_layout else []
     for problem in document.diagnostics:
         lines.append(f"! {problem.location.line} {problem.severity.value}: {problem.message}")
     for pair in document.pairs:
@@ -35,3 +37,11 @@ def _describe(text: str) -> str:
 def test_layout(line: int, title: str, text: str, expected: str) -> None:
     """The parser finds exactly the pairs a reader finds in this layout."""
     assert _describe(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "title", "text", "expected"), FAMILIES, ids=[case[1][:60] for case in FAMILIES]
+)
+def test_family(line: int, title: str, text: str, expected: str) -> None:
+    """With no option, the file's layout is found and gives the pairs a reader finds."""
+    assert _describe(text, with_layout=True) == expected

@@ -46,10 +46,12 @@ def _source_options(command: F) -> F:
         click.option(
             "--layout",
             type=click.Choice([layout.value for layout in Layout]),
-            default=Layout.MARKERS.value,
+            default=Layout.AUTO.value,
             show_default=True,
-            help="markers: 题目/答案 style markers; headings: each heading is a question and "
-            "its section the answer; bold: each **Q1：…** paragraph is a question.",
+            help="auto: found in each file; markers: 题目/答案 style markers; headings: each "
+            "question heading's section is its answer; bold: each **Q1：…** or **1. …** "
+            "paragraph is a question; summary: <details><summary>question</summary>; "
+            "lines: Q:/A: lines.",
         ),
         click.option(
             "--question-word",

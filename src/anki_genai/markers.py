@@ -17,19 +17,25 @@ import enum
 import functools
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
 
+    from anki_genai.blocks import Block
+
 
 class Layout(enum.Enum):
-    MARKERS = "markers"
-    HEADINGS = "headings"
-    BOLD = "bold"
+    """How a file writes its questions; AUTO finds it from the file itself."""
+
+    AUTO = "auto"
+    MARKERS = "markers"  # question and answer markers: `**题目：**`, `**答案：**`
+    HEADINGS = "headings"  # question headings, their sections the answers
+    BOLD = "bold"  # bold question paragraphs: `**Q1：…**`, `**1. …**`
+    SUMMARY = "summary"  # `<details><summary>question</summary>answer</details>`
+    LINES = "lines"  # `Q: …` and `A: …` lines
 
 
 QUESTION_WORDS = ("题目", "问题", "Q", "Question")
@@ -42,7 +48,9 @@ HEADING_ONLY_ANSWER_WORDS = ("输出",)
 _COLONS = ":："
 # A heading's leading number ("1. ", "12、", "3) ", "1.") is numbering, not part of its name.
 HEADING_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)*\s*[.、)）:：]?\s*(?=\S)|^\s*\d+\s*$")
-_LABEL_ONLY_HEADING = re.compile(r"^\s*(?:第\s*\d+\s*题|\d+)\s*\W*$")
+_LABEL_ONLY_HEADING = re.compile(
+    r"^\s*(?:第\s*\d+\s*题|\d+|(?:Question|Q|问题)\s*\d+)\s*\W*$", re.IGNORECASE
+)
 _EXPLICIT_ID = re.compile(r"^<!--\s*anki-genai-id\s*:\s*([^\s>]+)\s*-->$")
 _SUMMARY = re.compile(r"<summary[^>]*>(.*?)</summary>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
@@ -54,7 +62,7 @@ _PLAIN_LABEL = re.compile(r"^\s*([^\s:：]+(?:\s+\d+)?)\s*([:：]?)\s*(.*)$")
 class ParseOptions:
     """How to read a file: its layout and any extra marker words the user configured."""
 
-    layout: Layout = Layout.MARKERS
+    layout: Layout = Layout.AUTO
     question_words: tuple[str, ...] = ()
     answer_words: tuple[str, ...] = ()
 
@@ -95,45 +103,6 @@ def has_content(tokens: Sequence[Token]) -> bool:
             ):
                 return True
     return False
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """A top-level block: its tokens and its 1-based first line."""
-
-    tokens: tuple[Token, ...]
-    line: int
-
-    @property
-    def heading_level(self) -> int | None:
-        first = self.tokens[0]
-        return int(first.tag[1]) if first.type == "heading_open" else None
-
-    @property
-    def is_paragraph(self) -> bool:
-        return len(self.tokens) == 3 and self.tokens[0].type == "paragraph_open"
-
-
-def split_blocks(tokens: Sequence[Token]) -> Iterator[Block]:
-    start = 0
-    depth = 0
-    for index, token in enumerate(tokens):
-        depth += token.nesting
-        if depth != 0:
-            continue
-        block = tokens[start : index + 1]
-        start = index + 1
-        if block[0].type == "front_matter":
-            continue
-        line = next((t.map[0] + 1 for t in block if t.map), 1)
-        if block[0].type == "blockquote_open":
-            inner = list(split_blocks(block[1:-1]))
-            marker_words = QUESTION_WORDS + ANSWER_WORDS
-            if inner and marker(inner[0], marker_words, heading_words=()) is not None:
-                # `> **题目**: …` — the quote only decorates a marker: read inside it.
-                yield from inner
-                continue
-        yield Block(tuple(block), line)
 
 
 def _label_and_rest(children: list[Token]) -> tuple[str, list[Token], bool] | None:
@@ -226,47 +195,30 @@ def _is_marker_word(word: str, words: Sequence[str], colon: bool) -> bool:
     )
 
 
-def details_answer(block: Block, answer_words: Sequence[str]) -> bool:
-    if block.tokens[0].type != "html_block":
-        return False
-    content = block.tokens[0].content
-    summary = _SUMMARY.search(content)
-    if "<details" not in content.lower() or summary is None:
-        return False
-    text = _TAG.sub("", summary.group(1))
-    return any(word in text for word in answer_words if len(word) > 1) or "answer" in text.lower()
+def is_answer_summary(text: str, answer_words: Sequence[str]) -> bool:
+    """A `<summary>` that labels the answer (`答案`, `查看答案`, `Answer`), not a question."""
+    lowered = text.casefold()
+    return any(w in text for w in answer_words if len(w) > 1) or any(
+        word in lowered for word in ("answer", "solution")
+    )
 
 
-def question_level(blocks: Sequence[Block], layout: Layout) -> int | None:
-    """For the headings layout: the heading level that holds the questions."""
-    if layout is not Layout.HEADINGS:
-        return None
-    levels = [b.heading_level for b in blocks if b.heading_level is not None]
-    counts = Counter(levels[1:] or levels)
-    if not counts:
-        return None
-    return max(counts, key=lambda level: (counts[level], level))
-
-
-def layout_hint(blocks: Sequence[Block], layout: Layout) -> str | None:
-    bold_questions = sum(1 for b in blocks if whole_bold_question(b) is not None)
-    headings = sum(1 for b in blocks if b.heading_level is not None)
-    if layout is not Layout.BOLD and bold_questions >= 2:
-        return (
-            f"no question/answer pairs found; {bold_questions} bold **Q…** paragraphs look "
-            "like questions: try --layout bold"
-        )
-    if layout is not Layout.HEADINGS and headings >= 3:
-        return (
-            "no question/answer pairs found; if each heading is a question and its section "
-            "the answer, try --layout headings"
-        )
-    if headings or blocks:
-        return (
-            "no question/answer pairs found; mark questions with **题目：** "
-            "and answers with **答案：**"
-        )
-    return None
+def answer_label(tokens: Sequence[Token]) -> str | None:
+    """The last bold label with a colon in `tokens` (`**解题思路**：`), which may be the
+    answer marker of an author's own words."""
+    found = None
+    for index, token in enumerate(tokens):
+        if token.type != "inline" or index == 0 or tokens[index - 1].type != "paragraph_open":
+            continue
+        split = _label_and_rest(list(token.children or []))
+        if split is None or not split[2]:
+            continue
+        label, rest, _ = split
+        after = rest[0].content.lstrip() if rest and rest[0].type == "text" else ""
+        word = label.strip().rstrip(_COLONS).strip()
+        if word and (label.strip()[-1:] in _COLONS or after[:1] in _COLONS):
+            found = word
+    return found
 
 
 def whole_bold_question(block: Block) -> tuple[Token, ...] | None:

@@ -1,7 +1,7 @@
 """Top-level blocks -> question/answer pairs: one walk that opens and closes pairs.
 
 An answer runs to the next question, the next heading as high as the question's section, the
-end of a `<details>` block it opened, or the end of the file.
+end of a `<details>` block it opened, or the end of the file. Furniture never joins it.
 """
 
 from __future__ import annotations
@@ -11,23 +11,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from anki_genai.blocks import Block
 from anki_genai.errors import Diagnostic, Severity, SourceLocation
+from anki_genai.furniture import is_furniture, is_placeholder
 from anki_genai.markers import (
     ANSWER_WORDS,
     HEADING_NUMBER,
     QUESTION_WORDS,
-    Block,
     Layout,
     ParseOptions,
-    details_answer,
+    answer_label,
     explicit_id,
     has_content,
     heading_as_paragraph,
     heading_text,
+    is_answer_summary,
     marker,
     plain_text,
     trim,
     whole_bold_question,
+)
+from anki_genai.questions import (
+    answer_line,
+    numbered_bold_question,
+    qa_lines,
+    without_question_label,
 )
 
 if TYPE_CHECKING:
@@ -52,52 +60,64 @@ class _Phase(enum.Enum):
     ANSWER = 2
 
 
+_CODE = ("fence", "code_block")
+
+
 class PairBuilder:
     """Walks top-level blocks once, opening and closing pairs as markers and headings pass."""
 
-    def __init__(self, path: Path, options: ParseOptions, question_level: int | None) -> None:
+    def __init__(
+        self, path: Path, options: ParseOptions, layout: Layout, question_lines: frozenset[int]
+    ) -> None:
         self.path = path
-        self.layout = options.layout
+        self.layout = layout
         self.question_words = QUESTION_WORDS + options.question_words
         self.answer_words = ANSWER_WORDS + options.answer_words
-        self.question_level = question_level
+        self.question_lines = question_lines  # the headings layout's question headings
         self.title: str | None = None
         self.pairs: list[QAPair] = []
         self.diagnostics: list[Diagnostic] = []
-        self._headings: list[tuple[int, str]] = []  # the open sections: (level, name)
+        self.used: set[int] = set()  # first lines of the blocks that went into a card
+        self._headings: list[tuple[int, str, int]] = []  # open sections: (level, name, line)
         self._first_heading: str | None = None
         self._headings_seen = 0
         self._first_heading_has_pair = False
         self._phase = _Phase.NONE
         self._question: list[Token] = []
         self._answer: list[Token] = []
+        self._lines: list[int] = []
         self._in_details = False
+        self._nested_details = 0  # <details> inside an answer, kept as its content
+        self._left_open = False  # a question's <details> ended at the next question
         self._section_level = 0  # a heading this high or higher ends the pair
+        self._heading_level = 0  # the level of the heading that asked the question
+        self._await_code = False  # a stated task: its answer starts at its first code block
         self._context = ""
         self._location: SourceLocation | None = None
         self._pending_id: str | None = None
         self._pair_id: str | None = None
         # A heading that becomes a question if an answer marker follows in its section.
         self._candidate: tuple[Block, list[Token], str] | None = None
+        self._loose: list[Block] = []  # blocks outside any pair since the last heading or pair
 
     def feed(self, block: Block) -> None:
-        if self._phase is _Phase.ANSWER and self._in_details:
-            if self._closes_details(block):
-                self._close()
-            else:
-                self._answer.extend(block.tokens)
-            return
-        level = block.heading_level
         explicit = explicit_id(block)
         if explicit is not None:
             self._pending_id = explicit
             return
-        if self.layout is Layout.BOLD:
-            bold_question = whole_bold_question(block)
-            if bold_question is not None:
-                self._start_question(block, bold_question)
-                self._phase = _Phase.ANSWER
+        if is_furniture(block):
+            return
+        if block.details is not None and self._details(block):
+            return
+        if self._phase is _Phase.ANSWER and self._in_details:
+            if self._unclosed_details_end(block):
+                self._close()
+                self._left_open = True
+            else:
+                self._add(block, self._answer)
                 return
+        if self._family_question(block):
+            return
         if self.layout is Layout.MARKERS:
             question = marker(block, self.question_words, heading_words=())
             if question is not None:
@@ -105,13 +125,89 @@ class PairBuilder:
                 return
             if self._answer_marker(block):
                 return
+        level = block.heading_level
         if level is not None:
             self._heading(block, level)
             return
         self._append(block)
 
+    def _family_question(self, block: Block) -> bool:
+        """Open a pair at a bold question or a `Q:` line, in the layouts that have them."""
+        if self.layout is Layout.BOLD:
+            bold = whole_bold_question(block)
+            numbered = None if bold is not None else numbered_bold_question(block)
+            if bold is not None:
+                self._start_question(block, bold)
+                self._phase = _Phase.ANSWER
+                return True
+            if numbered is not None:
+                self._start_question(block, numbered[0])
+                if numbered[1]:  # a stated task: its examples come before the answer
+                    self._await_code = True
+                else:
+                    self._phase = _Phase.ANSWER
+                return True
+        if self.layout is Layout.LINES:
+            lines = qa_lines(block)
+            if lines is not None:
+                self._start_question(block, lines[0])
+                if lines[1] is not None:
+                    self._phase, self._answer = _Phase.ANSWER, list(lines[1])
+                return True
+            answer = answer_line(block) if self._phase is _Phase.QUESTION else None
+            if answer is not None:
+                self._phase, self._answer = _Phase.ANSWER, list(answer)
+                self._lines.append(block.line)
+                return True
+        if self._await_code and self._phase is _Phase.QUESTION and block.tokens[0].type in _CODE:
+            self._phase = _Phase.ANSWER
+        return False
+
+    def _details(self, block: Block) -> bool:
+        """Handle a `<details>` tag; False when it is only content of the current pair."""
+        if block.details == "close":
+            if self._nested_details:
+                self._nested_details -= 1
+                return False
+            if self._phase is _Phase.ANSWER and self._in_details:
+                self._close()
+            elif self._left_open and self._candidate is not None:
+                self._answer_inside_details()
+            self._left_open = False
+            return True  # a stray `</details>` closes nothing
+        if block.summary and is_answer_summary(block.summary_text, self.answer_words):
+            if self.layout is Layout.MARKERS and self._answer_marker(block):
+                self._in_details = True
+                return True
+        elif block.summary and self.layout is Layout.SUMMARY:
+            if self._in_details and not has_content(trim(self._answer)):
+                self._phase = _Phase.NONE  # the open one was a category over questions
+            self._start_question(block, block.summary)
+            self._phase, self._in_details = _Phase.ANSWER, True
+            return True
+        if self._phase is not _Phase.NONE:
+            self._nested_details += 1
+        return False
+
+    def _answer_inside_details(self) -> None:
+        """The question after a `<details>` left open, answered inside it: its first
+        paragraph asks, the rest up to the `</details>` answers."""
+        assert self._candidate is not None
+        heading, body, context = self._candidate
+        self._candidate = None
+        starts = [i for i, t in enumerate(body) if t.type == "paragraph_open" and t.level == 0]
+        if len(starts) < 2:
+            return
+        self._open(heading, [*heading_as_paragraph(heading), *body[: starts[1]]], context)
+        self._phase, self._answer = _Phase.ANSWER, body[starts[1] :]
+        self._close()
+
+    def _unclosed_details_end(self, block: Block) -> bool:
+        """A heading like the one that asked this question ends a `<details>` left open."""
+        return self._heading_level > 0 and block.heading_level == self._heading_level
+
     def _answer_marker(self, block: Block) -> bool:
-        details = details_answer(block, self.answer_words)
+        details = block.details == "open"
         answer = None if details else marker(block, self.answer_words)
         if answer is None and not details:
             return False
@@ -121,15 +217,34 @@ class PairBuilder:
                 return True
             return False  # a second marker inside an answer (`#### 输出` then `#### 解析`)
         if self._phase is _Phase.NONE:
-            if self._candidate is None:
+            if self._candidate is not None:
+                heading, body, context = self._candidate
+                self._candidate = None
+                self._open(heading, [*heading_as_paragraph(heading), *body], context)
+                self._section_level = self._heading_level = heading.heading_level or 0
+            elif not self._loose_question():
                 return False
-            heading, body, context = self._candidate
-            self._candidate = None
-            self._open(heading, [*heading_as_paragraph(heading), *body], context)
-            self._section_level = heading.heading_level or 0
         self._phase = _Phase.ANSWER
         self._answer = list(answer or ())
-        self._in_details = details and "</details>" not in block.tokens[0].content.lower()
+        self._lines.append(block.line)
+        return True
+
+    def _loose_question(self) -> bool:
+        """The question of an answer marker with no question marker or heading before it:
+        the text since the last pair, without `Question 3.` labels or HTML around it."""
+        run: list[Block] = []
+        for block in reversed(self._loose):
+            if block.tokens[0].type in ("html_block", "hr") or block.details is not None:
+                break
+            run.insert(0, block)
+        self._loose = []
+        question = without_question_label([t for b in run for t in b.tokens])
+        if not run or not plain_text(question).strip():
+            return False
+        context = self._headings[-1][1] if self._headings else ""
+        self._open(run[0], list(question), context)
+        self._lines.extend(b.line for b in run)
+        self._section_level = self._headings[-1][0] if self._headings else 0
         return True
 
     def _split_follow_up(self, block: Block) -> bool:
@@ -152,16 +267,12 @@ class PairBuilder:
         self._phase = _Phase.ANSWER
         return True
 
-    def _closes_details(self, block: Block) -> bool:
-        return (
-            block.tokens[0].type == "html_block" and "</details>" in block.tokens[0].content.lower()
-        )
-
     def _heading(self, block: Block, level: int) -> None:
         if self._phase is not _Phase.NONE and level > self._section_level:
-            (self._answer if self._phase is _Phase.ANSWER else self._question).extend(block.tokens)
+            self._add(block, self._answer if self._phase is _Phase.ANSWER else self._question)
             return
         self._close()
+        self._loose = []
         text = heading_text(block)
         if self._first_heading is None:
             self._first_heading = text
@@ -170,17 +281,18 @@ class PairBuilder:
             self._headings.pop()
         name = HEADING_NUMBER.sub("", text, count=1).strip() or text
         parent = self._headings[-1][1] if self._headings else ""
-        self._headings.append((level, name))
-        if self.layout is Layout.HEADINGS and level == self.question_level:
+        self._headings.append((level, name, block.line))
+        if self.layout is Layout.HEADINGS and block.line in self.question_lines:
             self._open(block, list(heading_as_paragraph(block)), parent)
             self._section_level = level
             self._phase = _Phase.ANSWER
             return
-        self._candidate = (block, [], parent)
+        self._candidate = (block, [], parent) if self.layout is Layout.MARKERS else None
 
     def _start_question(self, block: Block, question: tuple[Token, ...]) -> None:
         self._close()
         self._candidate = None
+        self._loose = []
         context = self._headings[-1][1] if self._headings else ""
         self._open(block, list(question), context)
         self._section_level = self._headings[-1][0] if self._headings else 0
@@ -189,37 +301,60 @@ class PairBuilder:
         self._phase = _Phase.QUESTION
         self._question = question
         self._answer = []
+        self._lines = [block.line]
         self._in_details = False
+        self._nested_details = 0
+        self._heading_level = 0
+        self._await_code = False
         self._context = context
         self._location = SourceLocation(self.path, block.line)
         self._pair_id, self._pending_id = self._pending_id, None
         if self._headings_seen == 1:
             self._first_heading_has_pair = True
 
+    def _add(self, block: Block, tokens: list[Token]) -> None:
+        tokens.extend(block.tokens)
+        self._lines.append(block.line)
+
     def _append(self, block: Block) -> None:
         if self._phase is _Phase.ANSWER:
-            self._answer.extend(block.tokens)
+            self._add(block, self._answer)
         elif self._phase is _Phase.QUESTION:
-            self._question.extend(block.tokens)
+            self._add(block, self._question)
         elif self._candidate is not None:
             self._candidate[1].extend(block.tokens)
+        else:
+            self._loose.append(block)
 
     def _close(self) -> None:
         if self._phase is _Phase.NONE:
             return
         assert self._location is not None
         phase = self._phase
+        if phase is _Phase.QUESTION and self._await_code and len(self._question) > 3:
+            # A stated task with no code: what follows its first paragraph answers it.
+            phase, self._answer = _Phase.ANSWER, self._question[3:]
+            self._question = self._question[:3]
         question, answer = trim(self._question), trim(self._answer)
         self._phase = _Phase.NONE
         self._question, self._answer, self._in_details = [], [], False
+        self._await_code = False
         question_text = " ".join(plain_text(question).split())
+        strict = self.layout is Layout.MARKERS  # elsewhere a missing answer may be a heading's
         if not question_text:
             self._report("question is empty; write the question after the marker")
         elif phase is _Phase.QUESTION:
-            self._report("question has no answer; add an answer marker (**答案：**) below it")
+            self._report(self._no_answer(question), strict)
         elif not has_content(answer):
-            self._report("answer is empty; write the answer after the answer marker")
+            if strict:
+                self._report("answer is empty; write the answer after the answer marker")
+            else:
+                self._report("question has no answer; write its answer below it", False)
+        elif is_placeholder(answer):
+            self._report("answer is only a placeholder; write the answer, then build again", False)
         else:
+            self.used.update(self._lines)
+            self.used.update(line for _, _, line in self._headings)  # the pair's context
             self.pairs.append(
                 QAPair(
                     question_tokens=question,
@@ -231,9 +366,21 @@ class PairBuilder:
                 )
             )
 
-    def _report(self, message: str) -> None:
+    def _no_answer(self, question: tuple[Token, ...]) -> str:
+        label = answer_label(question)
+        if label is not None:
+            return (
+                f"question has no answer; if {label!r} starts its answer, "
+                f"add --answer-word {label} (or answer_words: [{label}] in the front matter)"
+            )
+        if self.layout is Layout.LINES:
+            return "question has no answer; write `A:` and the answer below it"
+        return "question has no answer; add an answer marker (**答案：**) below it"
+
+    def _report(self, message: str, error: bool = True) -> None:
         assert self._location is not None
-        self.diagnostics.append(Diagnostic(self._location, message, Severity.ERROR))
+        severity = Severity.ERROR if error else Severity.WARNING
+        self.diagnostics.append(Diagnostic(self._location, message, severity))
 
     def finish(self) -> None:
         self._close()

@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from anki_genai.blocks import split_blocks
 from anki_genai.errors import Diagnostic, Severity, SourceError, SourceLocation
+from anki_genai.layouts import find_pairs
 from anki_genai.markers import (
     Layout,
     ParseOptions,
-    layout_hint,
     plain_text,
-    question_level,
-    split_blocks,
 )
-from anki_genai.pairs import PairBuilder, QAPair
+from anki_genai.pairs import QAPair
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -54,6 +53,7 @@ class ParsedDocument:
     env: dict[str, object] = field(hash=False, compare=False)
     deck: str | None = None  # from front matter
     tags: tuple[str, ...] = ()  # from front matter
+    layout: Layout = Layout.MARKERS  # the layout it was read in: found, or forced
 
 
 def markdown_parser() -> MarkdownIt:
@@ -107,16 +107,8 @@ def parse_markdown(
         options.question_words + _words(settings.get("question_words")),
         options.answer_words + _words(settings.get("answer_words")),
     )
-    blocks = list(split_blocks(tokens))
-    builder = PairBuilder(path, options, question_level(blocks, options.layout))
-    for block in blocks:
-        builder.feed(block)
-    builder.finish()
-    diagnostics = problems + builder.diagnostics
-    if not builder.pairs:
-        hint = layout_hint(blocks, options.layout)
-        if hint:
-            diagnostics.append(Diagnostic(SourceLocation(path, 1), hint, Severity.WARNING))
+    builder = find_pairs(list(split_blocks(tokens, md, env)), path, options)
+    diagnostics = problems + sorted(builder.diagnostics, key=lambda d: d.location.line)
     deck = settings.get("deck") or (settings.get("title") if builder.title is None else None)
     return ParsedDocument(
         path=path,
@@ -126,6 +118,7 @@ def parse_markdown(
         env=env,
         deck=str(deck) if deck else None,
         tags=_words(settings.get("tags")),
+        layout=builder.layout,
     )
 
 
