@@ -235,7 +235,8 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.Mon
 def test_an_unknown_answer_label_is_named_and_the_option_reads_it(tmp_path: Path) -> None:
     """A question whose answer starts with an author's own label gets a hint naming it."""
     source = tmp_path / "a.md"
-    source.write_text("## 两数之和\n\n**题目：** 和为目标的两个数？\n\n**解题思路**：哈希表。\n", "utf-8")
+    text = "## 两数之和\n\n**题目：** 和为目标的两个数？\n\n**解题思路**：哈希表。\n"
+    source.write_text(text, "utf-8")
     hinted = run_cli("check", source)
     assert hinted.exit_code == 1
     assert f"{source}:3: error: question has no answer; if '解题思路' starts its answer" in (
