@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -132,9 +133,7 @@ def _measure(
     shot = REPO / "build" / "screenshots" / f"phone-{width}-{mode}.png"
     dom = run_page(page, max(width, 500), height=1100 * len(pages), screenshot=shot)
     cards: list[dict[str, Any]] = json.loads(measured(dom, "cards"))
-    record = REPO / "build" / "measurements" / f"cards-{width}-{mode}.json"
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(cards, indent=1, ensure_ascii=False), encoding="utf-8")
+    _record(f"cards-{width}-{mode}", cards)
     return cards
 
 
@@ -176,3 +175,95 @@ def test_latin_faces_come_before_cjk_faces() -> None:
     first_cjk = min(families.index(f) for f in cjk)
     assert latin <= set(families[:first_cjk]), families
     assert cjk <= set(families)
+
+
+# Runs in the preview page itself, after its own script has applied the link's state.
+_MEASURE_PREVIEW = r"""
+window.addEventListener("load", () => {
+  const style = (el) => getComputedStyle(el);
+  const cells = [...document.querySelectorAll("td, th")].filter((c) => c.offsetParent);
+  const fracs = [...document.querySelectorAll("mfrac")].map((f) => {
+    const [top, bottom] = [...f.children].map((c) => c.getBoundingClientRect());
+    return top.bottom <= bottom.top + 1;  // stacked: typeset, not a line of text
+  });
+  const search = document.getElementById("search");
+  document.body.dataset.preview = JSON.stringify({
+    scrollWidth: document.documentElement.scrollWidth,
+    rawTex: ["\\(", "\\[", "\\frac"].filter((t) => document.body.innerText.includes(t)),
+    math: document.querySelectorAll("math").length,
+    mathHeights: [...document.querySelectorAll("math")]
+      .map((m) => m.getBoundingClientRect().height),
+    fracsStacked: fracs,
+    narrowestCellEm: cells.length ? Math.min(...cells.map((c) => (c.clientWidth
+      - parseFloat(style(c).paddingLeft) - parseFloat(style(c).paddingRight))
+      / parseFloat(style(c).fontSize))) : null,
+    searchBackground: style(search).backgroundColor,
+    searchColor: style(search).color,
+    decks: document.querySelectorAll(".deck").length,
+  });
+});
+"""
+
+
+def _preview(tmp_path: Path, state: str) -> Path:
+    """The preview of the phone fixture and a second deck, opened in `state` (its links'
+    `#night&q=…` part), measured once its script has run."""
+    source = tmp_path / "source"
+    source.mkdir(exist_ok=True)
+    shutil.copy(FIXTURES / "phone.md", source / "phone.md")
+    (source / "other.md").write_text(
+        "# 另一个牌组\n\n**题目：** 与并发无关的问题？\n\n**答案：** 是的。\n", encoding="utf-8"
+    )
+    page = tmp_path / "preview.html"
+    result = run_cli("preview", source, "-o", page)
+    assert result.exit_code == 0, result.output
+    text = page.read_text(encoding="utf-8").replace(
+        "const hash = new URLSearchParams(location.hash.slice(1));",
+        f"const hash = new URLSearchParams({json.dumps(state)});",
+    )
+    page.write_text(text.replace("</body>", f"<script>{_MEASURE_PREVIEW}</script></body>"))
+    return page
+
+
+@pytest.mark.parametrize("night", [False, True], ids=["light", "night"])
+def test_preview_typesets_math_offline(tmp_path: Path, night: bool) -> None:
+    """With the network blocked, the preview shows typeset math and no raw TeX; at 1000 px
+    its tables keep whole words and the page does not scroll sideways."""
+    page = _preview(tmp_path, "night" if night else "")
+    mode = "night" if night else "light"
+    shot = REPO / "build" / "screenshots" / f"preview-math-{mode}.png"
+    dom = run_page(page, 1000, height=2400, screenshot=shot, offline=True)
+    preview = json.loads(measured(dom, "preview"))
+    _record(f"preview-1000-{mode}", preview)
+    assert preview["rawTex"] == []
+    # The question's formula on the front and again on the back, and the answer's block.
+    assert preview["math"] == 3 and all(h > 10 for h in preview["mathHeights"])
+    assert preview["fracsStacked"] == [True]
+    assert preview["narrowestCellEm"] >= 2.5
+    assert preview["scrollWidth"] <= 1000
+
+
+def test_preview_controls_follow_night_mode_and_filtering_hides_empty_decks(
+    tmp_path: Path,
+) -> None:
+    """At night the search box is dark too; a search that matches one deck's cards leaves
+    only that deck's heading."""
+    page = _preview(tmp_path, "night&q=goroutine")
+    dom = run_page(page, 1000, offline=True)
+    preview = json.loads(measured(dom, "preview"))
+    _record("preview-1000-night-filtered", preview)
+    assert measured(dom, "shown") == "1"
+    assert (preview["decks"], measured(dom, "decks")) == (2, "1")
+    assert _luminance(preview["searchBackground"]) < 0.2 < _luminance(preview["searchColor"])
+
+
+def _luminance(css_colour: str) -> float:
+    red, green, blue = (int(c) for c in re.findall(r"\d+", css_colour)[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
+def _record(name: str, numbers: object) -> None:
+    """Keep what a run measured, to compare one version of the CSS with another."""
+    record = REPO / "build" / "measurements" / f"{name}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(numbers, indent=1, ensure_ascii=False), encoding="utf-8")

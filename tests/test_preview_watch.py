@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from anki_genai.preview import typeset_math
 from tests.browser import measured, run_page
 from tests.conftest import REFERENCE, REPO, build_project, run_cli
 
@@ -71,6 +72,14 @@ def test_preview_after_a_build_shows_the_same_cards(project: Path) -> None:
     from_sources = _preview(project).read_text(encoding="utf-8")
     assert build_project(project).exit_code == 0
     assert _preview(project).read_text(encoding="utf-8") == from_sources
+
+
+def test_preview_leaves_math_in_code_as_written() -> None:
+    """Like Anki's MathJax, the preview typesets \\(…\\) in text but not inside code."""
+    side = r"<p>\(x^2\)</p><code>\(y\)</code><pre><code>\[z\]</code></pre>"
+    shown = typeset_math(side)
+    assert shown.startswith('<p><math xmlns="http://www.w3.org/1998/Math/MathML" display="inline">')
+    assert shown.endswith(r"</p><code>\(y\)</code><pre><code>\[z\]</code></pre>")
 
 
 class _Output:
