@@ -33,7 +33,7 @@ from anki_genai.build import (
 from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity
 from anki_genai.identity import Status
 from anki_genai.parse import Layout, ParseOptions
-from anki_genai.preview import write_preview
+from anki_genai.preview import open_in_browser, write_preview
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -225,10 +225,8 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
         click.echo(str(diagnostic), err=True)
     _run(lambda: write_preview(collected.cards, output))
     click.echo(f"Wrote {output}: {_plural(len(collected.cards), 'card')}")
-    if params["open_page"]:
-        import webbrowser
-
-        webbrowser.open(output.resolve().as_uri())
+    if params["open_page"] and not open_in_browser(output):
+        click.echo(f"No web browser to open it in; open {output.resolve()} yourself.", err=True)
 
 
 @main.command("forget-removed")

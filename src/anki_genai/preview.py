@@ -90,6 +90,16 @@ def write_preview(cards: Sequence[Card], output: Path) -> None:
     atomic_write(output, lambda handle: handle.write(page))
 
 
+def open_in_browser(page: Path) -> bool:
+    """Show `page` in the user's web browser; False if no browser could be started."""
+    import webbrowser  # only for `preview --open`
+
+    try:
+        return webbrowser.open(page.resolve().as_uri())
+    except webbrowser.Error:
+        return False
+
+
 def _preview_card(card: Card) -> str:
     fields = dict(zip(notetype.FIELD_NAMES, card.fields(), strict=True))
     front, back = (typeset_math(side) for side in card_sides(fields))
