@@ -45,13 +45,25 @@ def chromium_or_skip() -> str:
     return found
 
 
-def run_page(page: Path, width: int, height: int = 900, screenshot: Path | None = None) -> str:
+# No host resolves and every request goes to a closed port: a page that needs the network
+# shows what it looks like without it.
+_OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9"]
+
+
+def run_page(
+    page: Path,
+    width: int,
+    height: int = 900,
+    screenshot: Path | None = None,
+    offline: bool = False,
+) -> str:
     """Load `page` at the given window size; return the DOM after its scripts ran."""
     browser = chromium_or_skip()
     with tempfile.TemporaryDirectory() as profile:
         command = [
             browser,
             *_FLAGS,
+            *(_OFFLINE if offline else []),
             f"--user-data-dir={profile}",
             f"--window-size={width},{height}",
         ]

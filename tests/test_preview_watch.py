@@ -10,10 +10,14 @@ import subprocess
 import sys
 import threading
 import time
+import webbrowser
 from pathlib import Path
 from typing import IO
 
+import pytest
+
 from anki_genai.lock import build_lock, lock_path
+from anki_genai.preview import typeset_math
 from tests.browser import measured, run_page
 from tests.conftest import REFERENCE, REPO, build_project, run_cli
 
@@ -72,6 +76,27 @@ def test_preview_after_a_build_shows_the_same_cards(project: Path) -> None:
     from_sources = _preview(project).read_text(encoding="utf-8")
     assert build_project(project).exit_code == 0
     assert _preview(project).read_text(encoding="utf-8") == from_sources
+
+
+def test_preview_open_without_a_browser_says_where_the_page_is(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`preview --open` where no browser can be started still writes the page, and says
+    where it is rather than nothing."""
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)  # as on a server
+    output = project / "build" / "preview.html"
+    result = run_cli("preview", project / "source", "-o", output, "--open")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"No web browser to open it in; open {output.resolve()} yourself.\n"
+    assert output.is_file()
+
+
+def test_preview_leaves_math_in_code_as_written() -> None:
+    """Like Anki's MathJax, the preview typesets \\(…\\) in text but not inside code."""
+    side = r"<p>\(x^2\)</p><code>\(y\)</code><pre><code>\[z\]</code></pre>"
+    shown = typeset_math(side)
+    assert shown.startswith('<p><math xmlns="http://www.w3.org/1998/Math/MathML" display="inline">')
+    assert shown.endswith(r"</p><code>\(y\)</code><pre><code>\[z\]</code></pre>")
 
 
 class _Output:

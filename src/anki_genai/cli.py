@@ -28,6 +28,7 @@ from anki_genai.build import (
 from anki_genai.config import is_known_encoding, load_config
 from anki_genai.errors import AnkiGenaiError, Severity
 from anki_genai.parse import Layout, ParseOptions
+from anki_genai.preview import open_in_browser
 from anki_genai.sources import source_root
 
 T = TypeVar("T")
@@ -205,10 +206,8 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
     collected = _run(lambda: preview(options, output))
     report.diagnostics(collected.diagnostics)
     click.echo(f"Wrote {output}: {report.plural(len(collected.cards), 'card')}")
-    if params["open_page"]:
-        import webbrowser
-
-        webbrowser.open(output.resolve().as_uri())
+    if params["open_page"] and not open_in_browser(output):
+        click.echo(f"No web browser to open it in; open {output.resolve()} yourself.", err=True)
 
 
 @main.command("forget-removed")

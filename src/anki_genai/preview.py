@@ -1,4 +1,8 @@
-"""Cards as Anki shows them: the note type's templates filled in, as standalone HTML."""
+"""Cards as Anki shows them: the note type's templates filled in, as standalone HTML.
+
+The preview page works offline and loads nothing: images are embedded, and math is typeset
+here, as MathML, where Anki would run MathJax.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ from anki_genai.apkg import notetype
 from anki_genai.atomic import atomic_write
 from anki_genai.cards import Card
 
+# What Anki's MathJax typesets: \(…\) and \[…\], but not inside code, as MathJax skips it.
+_MATH = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+_CODE = re.compile(r"(<pre\b.*?</pre>|<code\b.*?</code>)", re.DOTALL | re.IGNORECASE)
 _SECTION = re.compile(r"\{\{#(\w+)\}\}(.*?)\{\{/\1\}\}", re.DOTALL)
 _FIELD = re.compile(r"\{\{(\w+)\}\}")
 
@@ -30,6 +37,24 @@ def card_sides(fields: Mapping[str, str]) -> tuple[str, str]:
     front = fill_template(notetype.FRONT_TEMPLATE, fields)
     back = fill_template(notetype.BACK_TEMPLATE, {**fields, "FrontSide": front})
     return front, back
+
+
+def typeset_math(side_html: str) -> str:
+    """Replace the MathJax delimiters of a card's HTML with MathML that browsers show."""
+    parts = _CODE.split(side_html)  # the code is at odd indices
+    return "".join(part if i % 2 else _MATH.sub(_mathml, part) for i, part in enumerate(parts))
+
+
+def _mathml(match: re.Match[str]) -> str:
+    # Slow to import (0.16 s), and only a preview with math needs it.
+    from latex2mathml.converter import convert
+
+    inline = match.group(1) is not None
+    tex = html.unescape(match.group(1) if inline else match.group(2))
+    try:
+        return convert(tex, display="inline" if inline else "block")
+    except Exception:  # its errors share no base class; the TeX is then shown as written
+        return match.group(0)
 
 
 def card_page(side_html: str, night: bool = False, title: str = "card") -> str:
@@ -65,9 +90,19 @@ def write_preview(cards: Sequence[Card], output: Path) -> None:
     atomic_write(output, lambda handle: handle.write(page))
 
 
+def open_in_browser(page: Path) -> bool:
+    """Show `page` in the user's web browser; False if no browser could be started."""
+    import webbrowser  # only for `preview --open`
+
+    try:
+        return webbrowser.open(page.resolve().as_uri())
+    except webbrowser.Error:
+        return False
+
+
 def _preview_card(card: Card) -> str:
     fields = dict(zip(notetype.FIELD_NAMES, card.fields(), strict=True))
-    front, back = card_sides(fields)
+    front, back = (typeset_math(side) for side in card_sides(fields))
     for media in card.media:
         uri = _data_uri(media.path)
         front = front.replace(f'src="{media.name}"', f'src="{uri}"')
@@ -94,11 +129,15 @@ _PREVIEW_PAGE = """<!DOCTYPE html>
 <style>
 {css}
 body {{ margin: 0; font-family: system-ui, sans-serif; background: #eef0f3; }}
-body.nightMode {{ background: #111; color: #ddd; }}
+/* color-scheme: the browser's own controls (search box, button, scroll bars) turn dark too */
+body.nightMode {{ background: #111; color: #ddd; color-scheme: dark; }}
 header {{ position: sticky; top: 0; z-index: 1; display: flex; gap: 12px; align-items: center;
   padding: 10px 16px; background: #fff; border-bottom: 1px solid #ccc; flex-wrap: wrap; }}
 body.nightMode header {{ background: #222; border-color: #444; }}
 #search {{ flex: 1; min-width: 10em; padding: 6px 10px; font-size: 16px; }}
+body.nightMode #search, body.nightMode #night-toggle {{ background: #2a2f36; color: #e6edf3;
+  border: 1px solid #545d68; }}
+.deck[hidden] {{ display: none; }}
 .deck {{ padding: 8px 16px; }}
 .preview-card {{ display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0; }}
 .preview-card[hidden] {{ display: none; }}
@@ -123,6 +162,11 @@ function filter() {{
     card.hidden = query !== "" && !card.textContent.toLowerCase().includes(query);
     if (!card.hidden) shown += 1;
   }}
+  // A deck none of whose cards match goes too, heading and all.
+  for (const deck of document.querySelectorAll(".deck")) {{
+    deck.hidden = !deck.querySelector(".preview-card:not([hidden])");
+  }}
+  document.body.dataset.decks = document.querySelectorAll(".deck:not([hidden])").length;
   document.getElementById("shown").textContent = shown;
   document.body.dataset.shown = shown;
 }}

@@ -61,9 +61,12 @@ BACK_TEMPLATE = """\
 
 CSS = """\
 .card {
-  font-family: -apple-system, BlinkMacSystemFont, "Segoe UI", "PingFang SC", "Hiragino Sans GB",
+  /* Latin faces first: a CJK face would set Latin letters and punctuation too (the dot of
+     "DALL·E" full width); characters a Latin face lacks fall through to the CJK ones. */
+  font-family: -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Noto Sans",
+    "Helvetica Neue", Arial, "Liberation Sans", "PingFang SC", "Hiragino Sans GB",
     "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
-    Roboto, "Helvetica Neue", Arial, sans-serif;
+    sans-serif;
   font-size: 18px;
   line-height: 1.7;
   text-align: left;
@@ -72,20 +75,33 @@ CSS = """\
   max-width: 46em;
   margin: 0 auto;
   padding: 12px;
-  overflow-wrap: anywhere;
 }
+/* Long URLs and inline code wrap rather than widen the card. Not on the whole card: in a
+   table it would squeeze every column to one character instead of letting the table scroll. */
+.context, .question, .answer, .extra, .source { overflow-wrap: anywhere; }
 .context { font-size: 0.8em; color: #6e7781; margin-bottom: 0.4em; }
 .question { font-weight: 600; }
 .answer ul, .answer ol, .question ul, .question ol { padding-left: 1.4em; }
 .source { font-size: 0.7em; color: #8c959f; margin-top: 1.5em; }
 hr#answer { border: none; border-top: 1px solid #d0d7de; margin: 1em 0; }
-code { font-family: "SFMono-Regular", Menlo, Consolas, "Liberation Mono", monospace;
-  font-size: 0.88em; background: #f6f8fa; padding: 0.1em 0.3em; border-radius: 4px; }
-pre { background: #f6f8fa; padding: 0.8em; border-radius: 6px; overflow-x: auto;
-  line-height: 1.45; max-width: 100%; }
-pre code { background: none; padding: 0; font-size: 0.85em; }
+code, kbd, pre { font-family: "SFMono-Regular", Menlo, Consolas, "Liberation Mono",
+  "Noto Sans Mono", monospace; }
+code { font-size: 0.88em; background: #eaeef2; padding: 0.1em 0.3em; border-radius: 4px; }
+/* The block carries the code's font and size: browsers measure tab stops in the block's
+   font, so code of another size would get tabs of the wrong width. */
+pre { font-size: 0.85em; background: #f6f8fa; padding: 0.8em; border-radius: 6px;
+  overflow-x: auto; line-height: 1.45; max-width: 100%; tab-size: 4; -moz-tab-size: 4;
+  overflow-wrap: normal; }
+pre code { font-size: 1em; background: none; padding: 0; border-radius: 0; }
+kbd { font-size: 0.8em; padding: 0.1em 0.4em; border: 1px solid #d0d7de;
+  border-bottom-width: 2px; border-radius: 4px; background: #f6f8fa;
+  box-shadow: inset 0 -1px 0 #d0d7de; white-space: nowrap; }
+/* A table scrolls in its own box; its cells keep at least a few characters a line (Chinese
+   may break between any two, so the width is the cell's own rule). */
 table { border-collapse: collapse; display: block; overflow-x: auto; max-width: 100%; }
-th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; }
+th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; min-width: 3em;
+  overflow-wrap: break-word; }
+.math { overflow-x: auto; max-width: 100%; }
 blockquote { margin: 0.5em 0; padding-left: 0.8em; border-left: 3px solid #d0d7de;
   color: #57606a; }
 img { max-width: 100%; height: auto; }
@@ -95,7 +111,11 @@ a { color: #0969da; }
 .nightMode .context, .night_mode .context { color: #9198a1; }
 .nightMode .source, .night_mode .source { color: #7d8590; }
 .nightMode a, .night_mode a { color: #58a6ff; }
-.nightMode code, .night_mode code, .nightMode pre, .night_mode pre { background: #2d333b; }
+.nightMode code, .night_mode code { background: #3a414b; }
+.nightMode pre, .night_mode pre { background: #2a2f36; }
+.nightMode pre code, .night_mode pre code { background: none; }
+.nightMode kbd, .night_mode kbd { background: #2a2f36; border-color: #545d68;
+  box-shadow: inset 0 -1px 0 #545d68; }
 .nightMode th, .nightMode td, .night_mode th, .night_mode td { border-color: #444c56; }
 .nightMode blockquote, .night_mode blockquote { color: #9198a1; border-left-color: #444c56; }
 """
@@ -117,9 +137,20 @@ def highlight_css() -> str:
 
 
 def _drop_backgrounds(css: str) -> str:
-    lines = [line for line in css.splitlines() if not re.match(r"^\S+ \{ background", line)]
-    lines = [line for line in lines if not line.startswith(("pre {", "td.linenos", "span.linenos"))]
-    return "\n".join(lines)
+    """Pygments' rules without any background, in whatever selector form they come."""
+    kept = []
+    for line in css.splitlines():
+        if line.startswith(("pre {", "td.linenos", "span.linenos")):
+            continue
+        line = _BACKGROUND.sub("", line)
+        if not _EMPTY_RULE.match(line):
+            kept.append(line)
+    return "\n".join(kept)
+
+
+# A declaration inside a one-line rule, wherever it stands; the rule's braces stay.
+_BACKGROUND = re.compile(r"\s*background(?:-color)?\s*:[^;}]*;?")
+_EMPTY_RULE = re.compile(r"^[^{]*\{\s*\}\s*(?:/\*.*\*/)?$")
 
 
 def note_type_css() -> str:
