@@ -2,12 +2,13 @@
 
 Exit codes: 0 success (a build that skipped broken pairs still succeeds, and says so);
 1 the build failed, `check` found errors, or `--strict` found any problem; 2 the command
-line itself is wrong.
+line itself is wrong (a missing source among it); 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +33,23 @@ from anki_genai.sources import source_root
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_SOURCE = Path("source")
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
+
+class _Commands(click.Group):
+    """The command group; Ctrl-C ends any command with one line and exit code 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            if sys.stderr.isatty():
+                click.echo(err=True)  # end the line the terminal's ^C is on
+            # Every file is written to a temporary name and renamed into place.
+            click.echo("Interrupted; no file was left half-written.", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
 def _source_options(command: F) -> F:
@@ -75,7 +93,7 @@ def _source_options(command: F) -> F:
     return command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="anki-genai")
 def main() -> None:
     """Turn Markdown question/answer notes into Anki decks that re-import safely.
@@ -220,7 +238,7 @@ def forget_removed_command(sources: tuple[Path, ...], wait: float) -> None:
 
     Until then every build keeps sending them tagged anki-genai::removed.
     """
-    path, dropped = _run(lambda: forget_removed(sources or (Path("source"),), wait))
+    path, dropped = _run(lambda: forget_removed(_sources_or_default(sources), wait))
     click.echo(f"Forgot {dropped} removed note(s) in {path}.")
 
 
@@ -233,7 +251,7 @@ def _options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
 
 
 def _merged_options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
-    sources = params["sources"] or (Path("source"),)
+    sources = _sources_or_default(params["sources"])
     config = load_config(source_root(sources))
     for name, value in config.items():
         if name in params and ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
@@ -257,6 +275,19 @@ def _merged_options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
             tuple(params["answer_words"]),
         ),
     )
+
+
+def _sources_or_default(sources: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The SOURCES given, else source/; a missing default is a usage error, as a missing
+    path given on the command line is."""
+    if sources:
+        return sources
+    if not DEFAULT_SOURCE.exists():
+        raise click.UsageError(
+            f"there is no {DEFAULT_SOURCE}/ folder here; name the Markdown files or folders "
+            "to read, e.g. `anki-genai check notes/`"
+        )
+    return (DEFAULT_SOURCE,)
 
 
 # --- running ----------------------------------------------------------------------------------

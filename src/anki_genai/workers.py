@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,8 +56,16 @@ def process_all(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     )
     chunk = max(1, len(jobs) // (count * 8))
-    with concurrent.futures.ProcessPoolExecutor(count, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        count, mp_context=context, initializer=_leave_interrupts_to_the_main_process
+    ) as pool:
         yield from pool.map(process, jobs, chunksize=chunk)
+
+
+def _leave_interrupts_to_the_main_process() -> None:
+    # Ctrl-C reaches every process of the terminal's group: a worker would print its own
+    # traceback. The main process stops the build and the pool instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @functools.cache

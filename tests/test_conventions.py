@@ -1,0 +1,115 @@
+"""The conventions command-line tools share: exit codes, Ctrl-C, streams, -q/-v, colour."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from anki_genai.identity import STATE_FILE_NAME
+from tests.conftest import run_cli
+
+GOOD = "# 网络\n\n## TCP\n\n**题目：** TCP 是什么？\n\n**答案：** 传输控制协议。\n"
+BROKEN = "# 草稿\n\n## A\n\n**题目：** 没有答案？\n"
+COMMANDS = ("build", "check", "preview", "forget-removed")
+
+
+def _corpus(folder: Path, files: int, notes: int = 50, edit: str = "") -> None:
+    """Write `files` Markdown files of `notes` pairs each, long enough to take a while."""
+    folder.mkdir(parents=True, exist_ok=True)
+    answer = "\n".join(
+        f"- 第{i}点：调度、内存与线程的关系{edit}，以及 `code{i}` 的用法。" for i in range(8)
+    )
+    for f in range(files):
+        pairs = [
+            f"## {n}. 问题\n\n**题目：** 第{f}-{n}题是什么？\n\n**答案：**\n\n{answer}\n"
+            for n in range(notes)
+        ]
+        (folder / f"part{f:04d}.md").write_text(f"# 题库 {f}\n\n" + "\n".join(pairs), "utf-8")
+
+
+def _cli(*args: str | Path, cwd: Path | None = None, **popen: object) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "anki_genai", *map(str, args)]
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        **popen,
+    )
+
+
+def _interrupt_once(child: subprocess.Popen[str], ready: object) -> tuple[int, str]:
+    """Press Ctrl-C (SIGINT to the whole process group) once `ready()` holds."""
+    deadline = time.monotonic() + 120
+    while not ready():  # type: ignore[operator]
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "the build never got under way"
+        time.sleep(0.02)
+    os.killpg(child.pid, signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    return child.returncode, stderr
+
+
+def _cache_entries(output: Path, since: float = 0.0) -> int:
+    """How many files' cards the build has put in its cache (since a time)."""
+    entries = (output / ".anki-genai-cache").rglob("*.bin")
+    return sum(1 for entry in entries if entry.stat().st_mtime >= since)
+
+
+def _left_behind(*folders: Path) -> list[Path]:
+    return [p for folder in folders for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_missing_default_source_folder_is_a_usage_error(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no SOURCES and no source/ folder, every command exits 2 and says what to do."""
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(command)
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        "Error: there is no source/ folder here; name the Markdown files or folders to read, "
+        "e.g. `anki-genai check notes/`\n"
+    )
+    assert run_cli(command, "notes").exit_code == 2  # as for a missing path given
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_build_exits_130_and_leaves_nothing_half_written(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C in the middle of a large build prints one line, exits 130, and leaves the
+    previous package and state file as they were (or none, if there were none)."""
+    source, output = tmp_path / "source", tmp_path / "build"
+    _corpus(source, files=80)
+    state = source / STATE_FILE_NAME
+
+    first = _cli("build", source, "-o", output)
+    code, stderr = _interrupt_once(first, lambda: _cache_entries(output) >= 3)
+    assert (code, stderr) == (130, "Interrupted; no file was left half-written.\n")
+    assert not list(output.glob("*.apkg")) and not state.exists()
+    assert _left_behind(tmp_path) == []
+
+    complete = subprocess.run(
+        [sys.executable, "-m", "anki_genai", "build", source, "-o", output, "-q"], check=True
+    )
+    assert complete.returncode == 0
+    (package,) = output.glob("*.apkg")
+    before = package.read_bytes(), state.read_bytes()
+
+    _corpus(source, files=80, edit="（已修订）")
+    edited = time.time() - 0.01  # mtimes may be coarser than the clock
+    again = _cli("build", source, "-o", output)
+    code, stderr = _interrupt_once(again, lambda: _cache_entries(output, edited) >= 3)
+    assert (code, stderr) == (130, "Interrupted; no file was left half-written.\n")
+    assert (package.read_bytes(), state.read_bytes()) == before
+    assert _left_behind(tmp_path) == []
