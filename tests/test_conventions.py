@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -113,3 +114,26 @@ def test_ctrl_c_during_a_build_exits_130_and_leaves_nothing_half_written(
     assert (code, stderr) == (130, "Interrupted; no file was left half-written.\n")
     assert (package.read_bytes(), state.read_bytes()) == before
     assert _left_behind(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["check", "build"])
+def test_json_output_is_utf_8_text_whatever_the_locale(command: str, tmp_path: Path) -> None:
+    """`--json` prints Chinese as UTF-8 characters, not \\u escapes, even where the
+    terminal's encoding (here Latin-1) could not show them."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "broken.md").write_text(GOOD + "\n## B\n\n**题目：** 没有答案？\n", "utf-8")
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "anki_genai", command, source, "-o", tmp_path / "o.apkg", "--json"]
+        if command == "build"
+        else [sys.executable, "-m", "anki_genai", command, source, "--json"],
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    assert result.stderr == b""
+    text = result.stdout.decode("utf-8")
+    assert "question has no answer; add an answer marker (**答案：**) below it" in text
+    assert "\\u" not in text
+    assert json.loads(text)["diagnostics"][0]["line"] == 11

@@ -30,7 +30,7 @@ def error(exc: AnkiGenaiError) -> None:
 def build_result(result: BuildResult, *, quiet: bool, as_json: bool, dry_run: bool) -> None:
     """Print what a build did: its problems, its plan in a dry run, and a summary."""
     if as_json:
-        click.echo(json.dumps(_result_json(result), ensure_ascii=False))
+        echo_json(_result_json(result))
         return
     for diagnostic in result.diagnostics:
         if not quiet or diagnostic.severity is Severity.ERROR:
@@ -54,7 +54,7 @@ def check_result(collected: Collected, *, as_json: bool) -> None:
     """Print every problem `check` found, then (on stderr) how many of each kind."""
     problems = collected.diagnostics
     if as_json:
-        click.echo(json.dumps({"diagnostics": [_diagnostic_json(d) for d in problems]}))
+        echo_json({"diagnostics": [_diagnostic_json(d) for d in problems]})
         return
     for diagnostic in problems:
         click.echo(str(diagnostic))
@@ -65,6 +65,12 @@ def check_result(collected: Collected, *, as_json: bool) -> None:
         f"{plural(len(problems) - warnings, 'error')}, {plural(warnings, 'warning')}",
         err=True,
     )
+
+
+def echo_json(data: object) -> None:
+    """Print `data` as one line of UTF-8 JSON, whatever the terminal's or locale's encoding:
+    readable text (not \\u escapes), and never an encoding error under a C or Latin-1 locale."""
+    click.echo((json.dumps(data, ensure_ascii=False) + "\n").encode("utf-8"), nl=False)
 
 
 def diagnostics(problems: tuple[Diagnostic, ...]) -> None:
