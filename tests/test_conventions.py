@@ -137,3 +137,51 @@ def test_json_output_is_utf_8_text_whatever_the_locale(command: str, tmp_path: P
     assert "question has no answer; add an answer marker (**答案：**) below it" in text
     assert "\\u" not in text
     assert json.loads(text)["diagnostics"][0]["line"] == 11
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> Path:
+    folder = tmp_path / "source"
+    folder.mkdir()
+    (folder / "good.md").write_text(GOOD, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("output", "written"),
+    [
+        ("Out.APKG", "Out.APKG"),
+        ("out.apkg", "out.apkg"),
+        ("decks", "decks/网络.apkg"),
+        ("old.apkg/", "old.apkg/网络.apkg"),  # an existing folder, whatever its name
+    ],
+)
+def test_build_output_is_a_package_file_or_a_folder(
+    sources: Path, tmp_path: Path, output: str, written: str
+) -> None:
+    """`build -o` names the package when it ends in .apkg in any case, else its folder."""
+    (tmp_path / "old.apkg").mkdir()
+    result = run_cli("build", sources, "-o", tmp_path / output)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / written).is_file()
+    assert result.stdout.startswith(f"Wrote {tmp_path / written}: 1 file, 1 note")
+
+
+@pytest.mark.parametrize(
+    ("output", "written"),
+    [
+        ("prev.html", "prev.html"),
+        ("Prev.HTM", "Prev.HTM"),
+        ("prev", "prev/preview.html"),
+        ("existing", "existing/preview.html"),
+    ],
+)
+def test_preview_output_is_a_page_or_a_folder(
+    sources: Path, tmp_path: Path, output: str, written: str
+) -> None:
+    """`preview -o` names the page when it ends in .html, else the folder for preview.html,
+    as `build -o` does; an existing folder is never mistaken for the page."""
+    (tmp_path / "existing").mkdir()
+    result = run_cli("preview", sources, "-o", tmp_path / output)
+    assert (result.exit_code, result.stdout) == (0, f"Wrote {tmp_path / written}: 1 card\n")
+    assert "网络" in (tmp_path / written).read_text("utf-8")

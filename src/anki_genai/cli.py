@@ -29,7 +29,7 @@ from anki_genai.build import (
 from anki_genai.config import is_known_encoding, load_config
 from anki_genai.errors import AnkiGenaiError, Severity
 from anki_genai.parse import Layout, ParseOptions
-from anki_genai.sources import source_root
+from anki_genai.sources import PREVIEW_FILE_NAME, preview_page, source_root
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -112,7 +112,7 @@ def main() -> None:
     type=click.Path(path_type=Path),
     default=Path("build"),
     show_default=True,
-    help="Folder for the package, or a file name ending in .apkg.",
+    help="Folder for the package, or a file name ending in .apkg (any case).",
 )
 @click.option(
     "--strict", is_flag=True, help="Fail, writing nothing, if the sources have any problem."
@@ -205,15 +205,15 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    default=Path("build") / "preview.html",
+    default=Path("build") / PREVIEW_FILE_NAME,
     show_default=True,
-    help="Where to write the preview page.",
+    help=f"Folder for {PREVIEW_FILE_NAME}, or a file name ending in .html.",
 )
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the web browser.")
 @click.pass_context
 def preview_command(ctx: click.Context, /, **params: Any) -> None:
     """Write one self-contained HTML page showing every card as Anki will show it."""
-    output: Path = params.pop("output")
+    output = preview_page(params.pop("output"))
     options = _options(ctx, params)
     collected = _run(lambda: preview(options, output))
     report.diagnostics(collected.diagnostics)

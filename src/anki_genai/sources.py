@@ -14,6 +14,8 @@ from anki_genai.errors import AnkiGenaiError, SourceError, SourceLocation
 from anki_genai.parse import ParseOptions
 
 PACKAGE_SUFFIX = ".apkg"
+PAGE_SUFFIXES = (".html", ".htm")
+PREVIEW_FILE_NAME = "preview.html"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +191,18 @@ def deck_name(name: str | None, fallback: str = "") -> str:
 
 
 def is_package_path(output: Path) -> bool:
-    """True when `-o` names the package file itself rather than its folder."""
-    return output.suffix == PACKAGE_SUFFIX
+    """True when `-o` names the package file itself rather than its folder: it ends in
+    .apkg, in any case (`Out.APKG`), and is not a folder that exists."""
+    return _names_a_file(output, (PACKAGE_SUFFIX,))
+
+
+def preview_page(output: Path) -> Path:
+    """Where `preview -o` writes: the .html file named, else preview.html in the folder."""
+    return output if _names_a_file(output, PAGE_SUFFIXES) else output / PREVIEW_FILE_NAME
+
+
+def _names_a_file(output: Path, suffixes: tuple[str, ...]) -> bool:
+    return output.suffix.lower() in suffixes and not output.is_dir()
 
 
 def package_folder(output: Path) -> Path:
