@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from anki_genai.cli import main
 from anki_genai.identity import STATE_FILE_NAME
 from tests.conftest import run_cli
 
@@ -185,3 +186,66 @@ def test_preview_output_is_a_page_or_a_folder(
     result = run_cli("preview", sources, "-o", tmp_path / output)
     assert (result.exit_code, result.stdout) == (0, f"Wrote {tmp_path / written}: 1 card\n")
     assert "网络" in (tmp_path / written).read_text("utf-8")
+
+
+@pytest.mark.parametrize("columns", ["80", "50"])
+def test_help_lists_every_command_with_a_whole_sentence(
+    columns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`anki-genai --help` gives each command a whole sentence, never one cut off with
+    '...', however narrow the terminal."""
+    monkeypatch.setenv("COLUMNS", columns)
+    text = run_cli("--help").stdout
+    listing = text.split("Commands:\n", 1)[1].splitlines()
+    summaries: dict[str, str] = {}
+    for line in listing:
+        name, _, rest = line.strip().partition("  ")
+        if line.startswith("  ") and not line.startswith("   "):
+            summaries[name] = rest.strip()
+        else:  # a summary wrapped onto the next line
+            summaries[list(summaries)[-1]] += " " + line.strip()
+    assert set(summaries) == set(main.commands)
+    for name, summary in summaries.items():
+        assert summary.endswith(".") and "..." not in summary, (name, summary)
+        assert summary[0].isupper(), (name, summary)
+
+
+def _anki_genai_script() -> Path:
+    script = Path(sys.executable).with_name("anki-genai")
+    assert script.exists(), "the package is installed with its console script"
+    return script
+
+
+def test_bash_completion_script_completes_commands_and_choices() -> None:
+    """The bash script that `_ANKI_GENAI_COMPLETE=bash_source anki-genai` prints, once
+    sourced, completes command names and option values, as the README says."""
+    script = _anki_genai_script()
+    session = (
+        'eval "$(_ANKI_GENAI_COMPLETE=bash_source anki-genai)"\n'
+        "COMP_WORDS=(anki-genai ch); COMP_CWORD=1; _anki_genai_completion anki-genai\n"
+        'echo "${COMPREPLY[@]}"; COMPREPLY=()\n'
+        'COMP_WORDS=(anki-genai build --layout ""); COMP_CWORD=3\n'
+        '_anki_genai_completion anki-genai; echo "${COMPREPLY[@]}"\n'
+    )
+    env = {**os.environ, "PATH": f"{script.parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["bash", "-c", session], capture_output=True, text=True, env=env, check=True
+    )
+    assert result.stdout.splitlines() == ["check", "markers headings bold"]
+
+
+@pytest.mark.parametrize(
+    ("shell", "registers"),
+    [
+        ("zsh", "compdef _anki_genai_completion anki-genai"),
+        ("fish", 'complete --no-files --command anki-genai --arguments "(_anki_genai_completion)"'),
+    ],
+)
+def test_zsh_and_fish_completion_scripts_are_printed(shell: str, registers: str) -> None:
+    """`_ANKI_GENAI_COMPLETE=zsh_source` and `fish_source` print scripts that register the
+    completion for anki-genai."""
+    env = {**os.environ, "_ANKI_GENAI_COMPLETE": f"{shell}_source"}
+    result = subprocess.run(
+        [_anki_genai_script()], capture_output=True, text=True, env=env, check=True
+    )
+    assert registers in result.stdout

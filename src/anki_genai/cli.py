@@ -104,7 +104,7 @@ def main() -> None:
     """
 
 
-@main.command("build")
+@main.command("build", short_help="Build an Anki package from the notes.")
 @_source_options
 @click.option(
     "-o",
@@ -180,7 +180,7 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
         raise SystemExit(1)
 
 
-@main.command("check")
+@main.command("check", short_help="Report every problem in the notes.")
 @_source_options
 @click.option("--strict", is_flag=True, help="Count warnings as errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON, for scripts.")
@@ -199,7 +199,7 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
         raise SystemExit(1)
 
 
-@main.command("preview")
+@main.command("preview", short_help="Write a page showing every card.")
 @_source_options
 @click.option(
     "-o",
@@ -224,7 +224,7 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
         webbrowser.open(output.resolve().as_uri())
 
 
-@main.command("forget-removed")
+@main.command("forget-removed", short_help="Forget notes you have deleted in Anki.")
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--wait",
