@@ -249,3 +249,61 @@ def test_zsh_and_fish_completion_scripts_are_printed(shell: str, registers: str)
         [_anki_genai_script()], capture_output=True, text=True, env=env, check=True
     )
     assert registers in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_takes_quiet_and_verbose(
+    command: str, sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-q` and `-v` are accepted by every command; `-q` prints nothing on success, and
+    both at once is a usage error."""
+    monkeypatch.chdir(tmp_path)
+    for flag in ("-q", "-v"):
+        assert run_cli(command, sources, flag).exit_code == 0, (command, flag)
+    quiet = run_cli(command, sources, "-q")
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    both = run_cli(command, sources, "-q", "-v")
+    assert both.exit_code == 2
+    assert both.stderr.endswith("Error: -q and -v cannot be used together\n")
+
+
+def test_verbose_lists_each_file_with_its_cards_and_time(
+    sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-v` shows, for each file in order, how many cards it gave, its size and how long it
+    took (or that it came from the cache), then the time in all."""
+    monkeypatch.chdir(tmp_path)  # build writes its cache to ./build, where check reads it
+    more = "".join(GOOD.replace("TCP", f"UDP{n}") for n in range(3))
+    (sources / "more.md").write_text(more, "utf-8")
+    output = Path("build") / "out.apkg"
+    first = run_cli("build", sources, "-o", output, "-v")
+    lines = first.stderr.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines[:2]] == [
+        str(sources / "good.md"),
+        str(sources / "more.md"),
+    ]
+    assert lines[0].startswith(f"{sources / 'good.md'}: 1 card, 86 bytes, ")
+    assert lines[1].startswith(f"{sources / 'more.md'}: 3 cards, 264 bytes, ")
+    assert all(line.endswith(" s") for line in lines[:2])
+    assert lines[2].startswith("Read 2 files (350 bytes) in ")
+    assert lines[2].endswith(" s in all.")
+    assert first.stdout.startswith(f"Wrote {output}")
+
+    (sources / "good.md").write_text(GOOD.replace("TCP", "QUIC"), "utf-8")
+    check = run_cli("check", sources, "-v").stderr.splitlines()
+    assert check[0].startswith(f"{sources / 'good.md'}: 1 card, 88 bytes, ")
+    assert check[1] == f"{sources / 'more.md'}: 3 cards, 264 bytes, from the cache"
+    assert check[2].startswith("Read 2 files (352 bytes, 1 from the cache) in ")
+    assert check[3] == "2 files, 4 cards: 0 errors, 0 warnings"
+
+
+def test_quiet_check_prints_only_what_fails_it(sources: Path) -> None:
+    """`check -q` prints only the errors (with --strict, the warnings too) and no summary."""
+    (sources / "broken.md").write_text(
+        BROKEN + "\n## B\n\n**题目：** 图？\n\n**答案：** ![x](nope.png)\n", "utf-8"
+    )
+    quiet = run_cli("check", sources, "-q")
+    assert quiet.exit_code == 1 and quiet.stderr == ""
+    assert [line.split(": ")[1] for line in quiet.stdout.splitlines()] == ["error"]
+    strict = run_cli("check", sources, "-q", "--strict")
+    assert [line.split(": ")[1] for line in strict.stdout.splitlines()] == ["error", "warning"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -93,6 +94,24 @@ def _source_options(command: F) -> F:
     return command
 
 
+def _verbosity_options(command: F) -> F:
+    """-q and -v, which every command takes."""
+    command = click.option(
+        "-v", "--verbose", is_flag=True, help="Also show each file read, and timings."
+    )(command)
+    return click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(command)
+
+
+def _verbosity(params: dict[str, Any]) -> report.Verbosity:
+    """Take -q and -v out of `params`."""
+    quiet, verbose = params.pop("quiet"), params.pop("verbose")
+    if quiet and verbose:
+        raise click.UsageError("-q and -v cannot be used together")
+    if quiet:
+        return report.Verbosity.QUIET
+    return report.Verbosity.VERBOSE if verbose else report.Verbosity.NORMAL
+
+
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="anki-genai")
 def main() -> None:
@@ -134,7 +153,7 @@ def main() -> None:
     "--watch", is_flag=True, help="Rebuild whenever a source file changes (Ctrl-C stops)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, for scripts.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@_verbosity_options
 @click.pass_context
 def build_command(ctx: click.Context, /, **params: Any) -> None:
     """Build an Anki package from Markdown SOURCES.
@@ -142,23 +161,27 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
     Also updates anki-genai-state.json beside the sources, which keeps each note's identity
     between builds: commit it with your notes.
     """
+    verbosity = _verbosity(params)
     options = _options(ctx, dict(params))
-    quiet, as_json = params["quiet"], params["as_json"]
+    as_json = params["as_json"]
+    # No progress bar with --json (as before), but -v still lists the files on stderr.
+    shown = (
+        report.Verbosity.QUIET if as_json and verbosity is report.Verbosity.NORMAL else verbosity
+    )
     # A watching process keeps every file's cards and the state between builds.
     memo = BuildMemo() if params["watch"] else None
 
     def waiting() -> None:
-        if not quiet:
-            click.echo("Another build of these sources is running; waiting...", err=True)
+        report.message("Another build of these sources is running; waiting...", verbosity=verbosity)
 
     def once(options: BuildOptions) -> BuildResult | None:
         try:
-            with report.progress(quiet or as_json) as progress:
+            with report.progress(shown) as progress:
                 result = build(options, on_wait=waiting, progress=progress, memo=memo)
         except AnkiGenaiError as exc:
             report.error(exc)
             return None
-        report.build_result(result, quiet=quiet, as_json=as_json, dry_run=options.dry_run)
+        report.build_result(result, verbosity=verbosity, as_json=as_json, dry_run=options.dry_run)
         return result
 
     def again() -> None:
@@ -174,7 +197,7 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
         once(options)
 
     if params["watch"]:
-        _watch(options, lambda: once(options), again, quiet)
+        _watch(options, lambda: once(options), again, verbosity)
         return
     if once(options) is None:
         raise SystemExit(1)
@@ -184,6 +207,7 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
 @_source_options
 @click.option("--strict", is_flag=True, help="Count warnings as errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON, for scripts.")
+@_verbosity_options
 @click.pass_context
 def check_command(ctx: click.Context, /, **params: Any) -> None:
     """Report every problem in the sources, one `path:line: severity: message` each.
@@ -191,9 +215,13 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
     Exit code 0 when there is no error (warnings allowed), 1 when there is one (or, with
     --strict, any problem). Fit for a pre-commit hook or CI.
     """
+    verbosity = _verbosity(params)
     options = _options(ctx, params)
-    collected = _run(lambda: check(options))
-    report.check_result(collected, as_json=params["as_json"])
+    with report.progress(verbosity) as progress:
+        collected = _run(lambda: check(options, progress))
+    report.check_result(
+        collected, verbosity=verbosity, as_json=params["as_json"], strict=options.strict
+    )
     problems = collected.diagnostics
     if any(d.severity is Severity.ERROR or options.strict for d in problems):
         raise SystemExit(1)
@@ -210,14 +238,16 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
     help=f"Folder for {PREVIEW_FILE_NAME}, or a file name ending in .html.",
 )
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the web browser.")
+@_verbosity_options
 @click.pass_context
 def preview_command(ctx: click.Context, /, **params: Any) -> None:
     """Write one self-contained HTML page showing every card as Anki will show it."""
+    verbosity = _verbosity(params)
     output = preview_page(params.pop("output"))
     options = _options(ctx, params)
-    collected = _run(lambda: preview(options, output))
-    report.diagnostics(collected.diagnostics)
-    click.echo(f"Wrote {output}: {report.plural(len(collected.cards), 'card')}")
+    with report.progress(verbosity) as progress:
+        collected = _run(lambda: preview(options, output, progress))
+    report.preview_result(collected, output, verbosity=verbosity)
     if params["open_page"]:
         import webbrowser
 
@@ -233,13 +263,18 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
     show_default=True,
     help="Seconds to wait while a build of the same sources is running.",
 )
-def forget_removed_command(sources: tuple[Path, ...], wait: float) -> None:
+@_verbosity_options
+def forget_removed_command(sources: tuple[Path, ...], wait: float, **params: Any) -> None:
     """Forget notes removed from the SOURCES, once you have deleted them in Anki.
 
     Until then every build keeps sending them tagged anki-genai::removed.
     """
+    verbosity = _verbosity(params)
+    start = time.perf_counter()
     path, dropped = _run(lambda: forget_removed(_sources_or_default(sources), wait))
-    click.echo(f"Forgot {dropped} removed note(s) in {path}.")
+    report.forgotten(path, dropped, verbosity=verbosity)
+    if verbosity is report.Verbosity.VERBOSE:
+        report.message(f"Done in {time.perf_counter() - start:.2f} s.", verbosity=verbosity)
 
 
 # --- options -----------------------------------------------------------------------------------
@@ -302,7 +337,10 @@ def _run(action: Callable[[], T]) -> T:
 
 
 def _watch(
-    options: BuildOptions, first: Callable[[], object], rebuild: Callable[[], object], quiet: bool
+    options: BuildOptions,
+    first: Callable[[], object],
+    rebuild: Callable[[], object],
+    verbosity: report.Verbosity,
 ) -> None:
     """Build, then rebuild on every save until Ctrl-C, which stops it cleanly whenever it
     comes: while waiting for a change, or in the middle of a build (whose writes are atomic,
@@ -314,11 +352,9 @@ def _watch(
 
     with contextlib.suppress(KeyboardInterrupt):
         first()
-        if not quiet:
-            click.echo("Watching for changes; press Ctrl-C to stop.", err=True)
+        report.message("Watching for changes; press Ctrl-C to stop.", verbosity=verbosity)
         for _changes in watchfiles.watch(
             *options.sources, watch_filter=relevant, raise_interrupt=False, debounce=300
         ):
             rebuild()
-    if not quiet:
-        click.echo("Stopped watching.", err=True)
+    report.message("Stopped watching.", verbosity=verbosity)
