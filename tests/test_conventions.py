@@ -307,3 +307,71 @@ def test_quiet_check_prints_only_what_fails_it(sources: Path) -> None:
     assert [line.split(": ")[1] for line in quiet.stdout.splitlines()] == ["error"]
     strict = run_cli("check", sources, "-q", "--strict")
     assert [line.split(": ")[1] for line in strict.stdout.splitlines()] == ["error", "warning"]
+
+
+def _on_a_terminal(*args: str | Path, env: dict[str, str] | None = None) -> str:
+    """Run anki-genai with its stdout and stderr on a pseudo-terminal; return what it showed."""
+    import pty
+
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "anki_genai", *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, **(env or {})},
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the child has exited
+            break
+        if not chunk:
+            break
+        shown += chunk
+    child.wait(timeout=60)
+    os.close(leader)
+    return shown.decode("utf-8")
+
+
+BOLD, RED, YELLOW, RESET = "\x1b[1m", "\x1b[31m", "\x1b[33m", "\x1b[0m"
+
+
+def test_colour_on_a_terminal_none_in_a_pipe_or_with_no_color(sources: Path) -> None:
+    """On a terminal, problems show the place bold, errors red and warnings yellow; in a
+    pipe, or with NO_COLOR set, the same lines come without any escape codes."""
+    (sources / "broken.md").write_text(
+        BROKEN + "\n## B\n\n**题目：** 图？\n\n**答案：** ![x](nope.png)\n", "utf-8"
+    )
+    broken = sources / "broken.md"
+    terminal = _on_a_terminal("check", sources)
+    assert f"{BOLD}{broken}:5:{RESET} {RED}{BOLD}error{RESET}: question has no answer" in terminal
+    assert f"{BOLD}{broken}:11:{RESET} {YELLOW}{BOLD}warning{RESET}: image nope.png" in terminal
+
+    piped = subprocess.run(
+        [sys.executable, "-m", "anki_genai", "check", sources], capture_output=True, text=True
+    )
+    assert f"{broken}:5: error: question has no answer" in piped.stdout
+    assert "\x1b" not in piped.stdout + piped.stderr
+
+    no_color = _on_a_terminal("check", sources, env={"NO_COLOR": "1"})
+    assert f"{broken}:5: error: question has no answer" in no_color
+    assert "\x1b" not in no_color
+
+
+def test_errors_and_written_paths_are_styled_for_a_terminal(
+    sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Error:` is red and the package written is bold when colour is on; NO_COLOR wins."""
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    built = runner.invoke(main, ["build", str(sources), "-o", str(tmp_path / "o.apkg")], color=True)
+    assert built.stdout.startswith(f"Wrote {BOLD}{tmp_path / 'o.apkg'}{RESET}: 1 file")
+    failed = runner.invoke(main, ["build", str(sources), "-o", str(sources)], color=True)
+    assert failed.stderr.startswith(f"{RED}{BOLD}Error:{RESET} {sources}: the output folder")
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = runner.invoke(main, ["build", str(sources), "-o", str(sources)], color=True)
+    assert plain.stderr.startswith(f"Error: {sources}: the output folder")

@@ -8,6 +8,7 @@ line itself is wrong (a missing source among it); 130 interrupted by Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -121,6 +122,8 @@ def main() -> None:
     source/. Options you would repeat can live in anki-genai.toml in the source folder;
     options on the command line win.
     """
+    if os.environ.get("NO_COLOR"):  # https://no-color.org: any non-empty value
+        click.get_current_context().color = False
 
 
 @main.command("build", short_help="Build an Anki package from the notes.")

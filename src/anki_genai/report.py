@@ -34,8 +34,8 @@ class Verbosity(enum.IntEnum):
 def error(exc: AnkiGenaiError) -> None:
     """Print a failure: the problems behind it, then one `Error:` line."""
     for diagnostic in getattr(exc, "diagnostics", ()):
-        click.echo(str(diagnostic), err=True)
-    click.echo(f"Error: {exc}", err=True)
+        click.echo(_diagnostic(diagnostic), err=True)
+    click.echo(f"{click.style('Error:', fg='red', bold=True)} {exc}", err=True)
 
 
 def build_result(
@@ -48,7 +48,7 @@ def build_result(
         return
     for diagnostic in result.diagnostics:
         if not quiet or diagnostic.severity is Severity.ERROR:
-            click.echo(str(diagnostic), err=True)
+            click.echo(_diagnostic(diagnostic), err=True)
     if quiet:
         return
     if dry_run:
@@ -75,7 +75,7 @@ def check_result(
         return
     for diagnostic in problems:
         if verbosity > Verbosity.QUIET or strict or diagnostic.severity is Severity.ERROR:
-            click.echo(str(diagnostic))
+            click.echo(_diagnostic(diagnostic))
     if verbosity is Verbosity.QUIET:
         return
     files = plural(len(collected.files), "file")
@@ -97,9 +97,9 @@ def preview_result(collected: Collected, page: Path, *, verbosity: Verbosity) ->
     """Print the problems met (only errors with `-q`), then where the page went."""
     for diagnostic in collected.diagnostics:
         if verbosity > Verbosity.QUIET or diagnostic.severity is Severity.ERROR:
-            click.echo(str(diagnostic), err=True)
+            click.echo(_diagnostic(diagnostic), err=True)
     if verbosity > Verbosity.QUIET:
-        click.echo(f"Wrote {page}: {plural(len(collected.cards), 'card')}")
+        click.echo(f"Wrote {_path(page)}: {plural(len(collected.cards), 'card')}")
 
 
 def forgotten(path: Path, dropped: int, *, verbosity: Verbosity) -> None:
@@ -114,13 +114,30 @@ def message(text: str, *, verbosity: Verbosity) -> None:
         click.echo(text, err=True)
 
 
+# Colour only on a terminal: click.echo drops the styles in pipes and files, and the
+# command line turns them off for NO_COLOR.
+_SEVERITY_COLOUR = {Severity.ERROR: "red", Severity.WARNING: "yellow"}
+
+
+def _diagnostic(diagnostic: Diagnostic) -> str:
+    """`path:line: severity: message`, the place bold and the severity in its colour."""
+    severity = click.style(
+        diagnostic.severity.value, fg=_SEVERITY_COLOUR[diagnostic.severity], bold=True
+    )
+    return f"{_path(f'{diagnostic.location}:')} {severity}: {diagnostic.message}"
+
+
+def _path(path: object) -> str:
+    return click.style(str(path), bold=True)
+
+
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def _summary(result: BuildResult) -> str:
     files, notes = plural(result.files, "file"), plural(result.note_count, "note")
-    return f"{result.package_path}: {files}, {notes} ({_counts_text(result.counts)})"
+    return f"{_path(result.package_path)}: {files}, {notes} ({_counts_text(result.counts)})"
 
 
 def _counts_text(counts: Counter[Status]) -> str:
@@ -223,13 +240,13 @@ class _FileProgress:
 
 def _file_line(file: FileRead) -> str:
     if file.cards is None:
-        return f"{file.path}: cannot be read (see the error)"
+        return f"{_path(file.path)}: cannot be read (see the error)"
     parts = [plural(file.cards, "card")]
     if file.layout is not None:
         parts.append(f"layout {file.layout}")
     parts.append(_size(file.size))
     parts.append("from the cache" if file.seconds is None else f"{file.seconds:.2f} s")
-    return f"{file.path}: {', '.join(parts)}"
+    return f"{_path(file.path)}: {', '.join(parts)}"
 
 
 def _size(size: int) -> str:
