@@ -375,3 +375,21 @@ def test_errors_and_written_paths_are_styled_for_a_terminal(
     monkeypatch.setenv("NO_COLOR", "1")
     plain = runner.invoke(main, ["build", str(sources), "-o", str(sources)], color=True)
     assert plain.stderr.startswith(f"Error: {sources}: the output folder")
+
+
+def test_decks_are_listed_in_natural_order(tmp_path: Path) -> None:
+    """The build summary and its JSON list decks by number where names hold one:
+    `文件 2`, `文件 11`, `文件 109`, not as text would sort them."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for n in (109, 11, 2):
+        text = GOOD.replace("网络", f"文件 {n}").replace("TCP", f"TCP{n}")
+        (source / f"f{n}.md").write_text(text, "utf-8")
+    result = run_cli("build", source, "-o", tmp_path / "o.apkg")
+    assert [line.split(":")[0].strip() for line in result.stdout.splitlines()[1:]] == [
+        "文件 2",
+        "文件 11",
+        "文件 109",
+    ]
+    data = json.loads(run_cli("build", source, "-o", tmp_path / "o.apkg", "--json").stdout)
+    assert list(data["decks"]) == ["文件 2", "文件 11", "文件 109"]

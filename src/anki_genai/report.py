@@ -17,6 +17,7 @@ import click
 from anki_genai.build import BuildResult, Collected, FileRead
 from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity
 from anki_genai.identity import Status
+from anki_genai.sources import natural_key
 
 _MAX_DECK_LINES = 20
 # Statuses in the order a summary lists them.
@@ -58,7 +59,7 @@ def build_result(
     # Per deck, only the decks something happened to, and not a screenful of them.
     touched = {d: c for d, c in result.deck_counts.items() if c[Status.UNCHANGED] != c.total()}
     if len(result.deck_counts) > 1:
-        for deck, counts in sorted(touched.items())[:_MAX_DECK_LINES]:
+        for deck, counts in sorted(touched.items(), key=_by_deck)[:_MAX_DECK_LINES]:
             click.echo(f"  {deck}: {_counts_text(counts)}")
         if len(touched) > _MAX_DECK_LINES:
             click.echo(f"  … and {len(touched) - _MAX_DECK_LINES} more decks (see --json)")
@@ -119,6 +120,10 @@ def message(text: str, *, verbosity: Verbosity) -> None:
 _SEVERITY_COLOUR = {Severity.ERROR: "red", Severity.WARNING: "yellow"}
 
 
+def _by_deck(item: tuple[str, object]) -> tuple[tuple[int, int | str], ...]:
+    return natural_key(item[0])
+
+
 def _diagnostic(diagnostic: Diagnostic) -> str:
     """`path:line: severity: message`, the place bold and the severity in its colour."""
     severity = click.style(
@@ -155,7 +160,7 @@ def _result_json(result: BuildResult) -> dict[str, object]:
         "files": result.files,
         "notes": result.note_count,
         "counts": counts(result.counts),
-        "decks": {deck: counts(c) for deck, c in sorted(result.deck_counts.items())},
+        "decks": {deck: counts(c) for deck, c in sorted(result.deck_counts.items(), key=_by_deck)},
         "renamed": [
             {"source": n.card.source, "from": n.previous_question, "to": n.card.question_text}
             for n in result.changes

@@ -179,6 +179,15 @@ def file_deck(root_deck: str | None, own: str, relative: str, single_file: bool)
     return deck_name("::".join([*([root_deck] if root_deck else []), *folders, own]))
 
 
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders digit runs by number: `文件 11` before `文件 109`."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part.casefold())
+        for part in re.split(r"(\d+)", name)
+        if part
+    )
+
+
 def deck_name(name: str | None, fallback: str = "") -> str:
     """Return `name` as a valid Anki deck name: no empty parts around or between `::`."""
     parts = [part.strip() for part in (name or "").split("::")]
