@@ -10,10 +10,10 @@ import contextlib
 import gc
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from anki_genai import statefile
 from anki_genai.apkg import notetype
@@ -120,6 +120,29 @@ class BuildResult:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class FileRead:
+    """One source file read, for progress and `-v`: what it yielded and what it took."""
+
+    path: Path
+    size: int  # bytes
+    cards: int | None  # None: the file cannot be read or decoded
+    seconds: float | None  # None: its cards came from the cache (or it was never parsed)
+    # The layout the parser found the file to be in; None until the parser reports one
+    # (issue 15 adds it to ParsedDocument: pass it on from workers.process_file).
+    layout: str | None = None
+
+
+class Progress(Protocol):
+    """Told about each source file as a build, check or preview gets through them."""
+
+    def begin(self, files: Sequence[tuple[Path, int]]) -> None:
+        """Every source file, in order, with its size in bytes; before any is read."""
+
+    def file_read(self, file: FileRead) -> None:
+        """One more file is done (from the cache ones come first, in no promised order)."""
+
+
 @dataclass
 class BuildMemo:
     """What a process that builds again and again (`build --watch`) keeps between builds:
@@ -133,7 +156,7 @@ class BuildMemo:
 def build(
     options: BuildOptions,
     on_wait: Callable[[], None] = lambda: None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     memo: BuildMemo | None = None,
     workers: int | None = None,
 ) -> BuildResult:
@@ -172,7 +195,7 @@ def build(
 
 def collect(
     options: BuildOptions,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     cache: Cache | None = None,
     sources: Sources | None = None,
     html_in_cache: bool = False,
@@ -186,23 +209,30 @@ def collect(
     sources = sources or _read_sources(options)
     store = cache.writable_store() if html_in_cache and cache is not None else None
     results: list[FileResult | SourceError | None] = [None] * len(sources.files)
+    sizes = [0 if isinstance(job, SourceError) else job.size for job in sources.jobs]
+    if progress is not None:
+        progress.begin(tuple(zip(sources.files, sizes, strict=True)))
     todo = []
     for index, (job, key) in enumerate(zip(sources.jobs, sources.keys, strict=True)):
         if isinstance(job, SourceError):
             results[index] = job
+            read = FileRead(job.path, 0, None, None)
         elif (cached := cache.get(job.relative, key) if cache is not None else None) is not None:
             results[index] = cached
+            read = FileRead(job.path, job.size, len(cached.cards), None)
         else:
             todo.append((index, job))
-    done = len(sources.files) - len(todo)
+            continue
+        if progress is not None:
+            progress.file_read(read)
     processed = process_all([job for _, job in todo], store, workers)
-    for (index, job), (result, key, written) in zip(todo, processed, strict=True):
+    for (index, job), (result, key, written, seconds) in zip(todo, processed, strict=True):
         results[index] = result
         if cache is not None and isinstance(result, FileResult):
             cache.put(job.relative, key, result, written)
-        done += 1
         if progress is not None:
-            progress(done, len(sources.files))
+            cards = len(result.cards) if isinstance(result, FileResult) else None
+            progress.file_read(FileRead(job.path, job.size, cards, seconds))
     if cache is not None and "" in sources.scope.named:  # a part of the project keeps the rest
         cache.keep_only({job.relative for job in sources.jobs if not isinstance(job, SourceError)})
     return _collected(sources, results, options.skip_unreadable)
@@ -226,18 +256,18 @@ def _collected(
     return Collected(tuple(kept), tuple(diagnostics), sources.files, sources.root, scope)
 
 
-def check(options: BuildOptions) -> Collected:
+def check(options: BuildOptions, progress: Progress | None = None) -> Collected:
     """Every card and problem of the sources; unreadable files are problems, not failures.
 
     The last build's cache spares parsing unchanged files; a check never writes it.
     """
     options = replace(options, skip_unreadable=True)
-    return collect(options, cache=output_cache(options))
+    return collect(options, progress, cache=output_cache(options))
 
 
-def preview(options: BuildOptions, page: Path) -> Collected:
+def preview(options: BuildOptions, page: Path, progress: Progress | None = None) -> Collected:
     """Write the preview page of every card to `page`; return what it shows."""
-    collected = check(options)
+    collected = check(options, progress)
     write_preview(collected.cards, page)
     return collected
 

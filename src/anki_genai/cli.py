@@ -2,12 +2,15 @@
 
 Exit codes: 0 success (a build that skipped broken pairs still succeeds, and says so);
 1 the build failed, `check` found errors, or `--strict` found any problem; 2 the command
-line itself is wrong.
+line itself is wrong (a missing source among it); 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,10 +32,27 @@ from anki_genai.config import is_known_encoding, load_config
 from anki_genai.errors import AnkiGenaiError, Severity
 from anki_genai.parse import Layout, ParseOptions
 from anki_genai.preview import open_in_browser
-from anki_genai.sources import source_root
+from anki_genai.sources import PREVIEW_FILE_NAME, preview_page, source_root
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_SOURCE = Path("source")
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
+
+class _Commands(click.Group):
+    """The command group; Ctrl-C ends any command with one line and exit code 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            if sys.stderr.isatty():
+                click.echo(err=True)  # end the line the terminal's ^C is on
+            # Every file is written to a temporary name and renamed into place.
+            click.echo("Interrupted; no file was left half-written.", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
 def _source_options(command: F) -> F:
@@ -87,7 +107,25 @@ _wait_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _verbosity_options(command: F) -> F:
+    """-q and -v, which every command takes."""
+    command = click.option(
+        "-v", "--verbose", is_flag=True, help="Also show each file read, and timings."
+    )(command)
+    return click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(command)
+
+
+def _verbosity(params: dict[str, Any]) -> report.Verbosity:
+    """Take -q and -v out of `params`."""
+    quiet, verbose = params.pop("quiet"), params.pop("verbose")
+    if quiet and verbose:
+        raise click.UsageError("-q and -v cannot be used together")
+    if quiet:
+        return report.Verbosity.QUIET
+    return report.Verbosity.VERBOSE if verbose else report.Verbosity.NORMAL
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="anki-genai")
 def main() -> None:
     """Turn Markdown question/answer notes into Anki decks that re-import safely.
@@ -96,9 +134,11 @@ def main() -> None:
     source/. Options you would repeat can live in anki-genai.toml in the source folder;
     options on the command line win.
     """
+    if os.environ.get("NO_COLOR"):  # https://no-color.org: any non-empty value
+        click.get_current_context().color = False
 
 
-@main.command("build")
+@main.command("build", short_help="Build an Anki package from the notes.")
 @_source_options
 @click.option(
     "-o",
@@ -106,7 +146,7 @@ def main() -> None:
     type=click.Path(path_type=Path),
     default=Path("build"),
     show_default=True,
-    help="Folder for the package, or a file name ending in .apkg.",
+    help="Folder for the package, or a file name ending in .apkg (any case).",
 )
 @click.option(
     "--strict", is_flag=True, help="Fail, writing nothing, if the sources have any problem."
@@ -122,7 +162,7 @@ def main() -> None:
     "--watch", is_flag=True, help="Rebuild whenever a source file changes (Ctrl-C stops)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, for scripts.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@_verbosity_options
 @click.pass_context
 def build_command(ctx: click.Context, /, **params: Any) -> None:
     """Build an Anki package from Markdown SOURCES.
@@ -130,23 +170,27 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
     Also updates anki-genai-state.json beside the sources, which keeps each note's identity
     between builds: commit it with your notes.
     """
+    verbosity = _verbosity(params)
     options = _options(ctx, dict(params))
-    quiet, as_json = params["quiet"], params["as_json"]
+    as_json = params["as_json"]
+    # No progress bar with --json (as before), but -v still lists the files on stderr.
+    shown = (
+        report.Verbosity.QUIET if as_json and verbosity is report.Verbosity.NORMAL else verbosity
+    )
     # A watching process keeps every file's cards and the state between builds.
     memo = BuildMemo() if params["watch"] else None
 
     def waiting() -> None:
-        if not quiet:
-            click.echo("Another build of these sources is running; waiting...", err=True)
+        report.message("Another build of these sources is running; waiting...", verbosity=verbosity)
 
     def once(options: BuildOptions) -> BuildResult | None:
         try:
-            with report.progress(quiet or as_json) as progress:
+            with report.progress(shown) as progress:
                 result = build(options, on_wait=waiting, progress=progress, memo=memo)
         except AnkiGenaiError as exc:
             report.error(exc)
             return None
-        report.build_result(result, quiet=quiet, as_json=as_json, dry_run=options.dry_run)
+        report.build_result(result, verbosity=verbosity, as_json=as_json, dry_run=options.dry_run)
         return result
 
     def again() -> None:
@@ -162,16 +206,17 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
         once(options)
 
     if params["watch"]:
-        _watch(options, lambda: once(options), again, quiet)
+        _watch(options, lambda: once(options), again, verbosity)
         return
     if once(options) is None:
         raise SystemExit(1)
 
 
-@main.command("check")
+@main.command("check", short_help="Report every problem in the notes.")
 @_source_options
 @click.option("--strict", is_flag=True, help="Count warnings as errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON, for scripts.")
+@_verbosity_options
 @click.pass_context
 def check_command(ctx: click.Context, /, **params: Any) -> None:
     """Report every problem in the sources, one `path:line: severity: message` each.
@@ -179,53 +224,61 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
     Exit code 0 when there is no error (warnings allowed), 1 when there is one (or, with
     --strict, any problem). Fit for a pre-commit hook or CI.
     """
+    verbosity = _verbosity(params)
     options = _options(ctx, params)
-    collected = _run(lambda: check(options))
-    report.check_result(collected, as_json=params["as_json"])
+    with report.progress(verbosity) as progress:
+        collected = _run(lambda: check(options, progress))
+    report.check_result(
+        collected, verbosity=verbosity, as_json=params["as_json"], strict=options.strict
+    )
     problems = collected.diagnostics
     if any(d.severity is Severity.ERROR or options.strict for d in problems):
         raise SystemExit(1)
 
 
-@main.command("preview")
+@main.command("preview", short_help="Write a page showing every card.")
 @_source_options
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    default=Path("build") / "preview.html",
+    default=Path("build") / PREVIEW_FILE_NAME,
     show_default=True,
-    help="Where to write the preview page.",
+    help=f"Folder for {PREVIEW_FILE_NAME}, or a file name ending in .html.",
 )
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the web browser.")
+@_verbosity_options
 @click.pass_context
 def preview_command(ctx: click.Context, /, **params: Any) -> None:
     """Write one self-contained HTML page showing every card as Anki will show it."""
-    output: Path = params.pop("output")
+    verbosity = _verbosity(params)
+    output = preview_page(params.pop("output"))
     options = _options(ctx, params)
-    collected = _run(lambda: preview(options, output))
-    report.diagnostics(collected.diagnostics)
-    click.echo(f"Wrote {output}: {report.plural(len(collected.cards), 'card')}")
+    with report.progress(verbosity) as progress:
+        collected = _run(lambda: preview(options, output, progress))
+    report.preview_result(collected, output, verbosity=verbosity)
     if params["open_page"] and not open_in_browser(output):
         click.echo(f"No web browser to open it in; open {output.resolve()} yourself.", err=True)
 
 
-@main.command("forget-removed")
+@main.command("forget-removed", short_help="Forget notes you have deleted in Anki.")
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @_wait_option
 @click.option("--dry-run", is_flag=True, help="List the notes it would forget; change nothing.")
-def forget_removed_command(sources: tuple[Path, ...], wait: float, dry_run: bool) -> None:
+@_verbosity_options
+def forget_removed_command(
+    sources: tuple[Path, ...], wait: float, dry_run: bool, **params: Any
+) -> None:
     """Forget notes removed from the SOURCES, once you have deleted them in Anki.
 
     Until then every build keeps sending them tagged anki-genai::removed.
     """
-    path, gone = _run(lambda: forget_removed(sources or (Path("source"),), wait, dry_run))
-    for record in sorted(gone, key=lambda r: (r.file, r.question)):
-        click.echo(f"{'would forget' if dry_run else 'forgot'}  {record.file}: {record.question}")
-    if dry_run:
-        click.echo(f"Dry run, nothing changed: would forget {len(gone)} removed note(s) in {path}.")
-    else:
-        click.echo(f"Forgot {len(gone)} removed note(s) in {path}.")
+    verbosity = _verbosity(params)
+    start = time.perf_counter()
+    path, gone = _run(lambda: forget_removed(_sources_or_default(sources), wait, dry_run))
+    report.forgotten(path, gone, dry_run=dry_run, verbosity=verbosity)
+    if verbosity is report.Verbosity.VERBOSE:
+        report.message(f"Done in {time.perf_counter() - start:.2f} s.", verbosity=verbosity)
 
 
 # --- options -----------------------------------------------------------------------------------
@@ -237,7 +290,7 @@ def _options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
 
 
 def _merged_options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
-    sources = params["sources"] or (Path("source"),)
+    sources = _sources_or_default(params["sources"])
     config = load_config(source_root(sources))
     for name, value in config.items():
         if name in params and ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
@@ -264,6 +317,19 @@ def _merged_options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
     )
 
 
+def _sources_or_default(sources: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The SOURCES given, else source/; a missing default is a usage error, as a missing
+    path given on the command line is."""
+    if sources:
+        return sources
+    if not DEFAULT_SOURCE.exists():
+        raise click.UsageError(
+            f"there is no {DEFAULT_SOURCE}/ folder here; name the Markdown files or folders "
+            "to read, e.g. `anki-genai check notes/`"
+        )
+    return (DEFAULT_SOURCE,)
+
+
 # --- running ----------------------------------------------------------------------------------
 
 
@@ -276,7 +342,10 @@ def _run(action: Callable[[], T]) -> T:
 
 
 def _watch(
-    options: BuildOptions, first: Callable[[], object], rebuild: Callable[[], object], quiet: bool
+    options: BuildOptions,
+    first: Callable[[], object],
+    rebuild: Callable[[], object],
+    verbosity: report.Verbosity,
 ) -> None:
     """Build, then rebuild on every save until Ctrl-C, which stops it cleanly whenever it
     comes: while waiting for a change, or in the middle of a build (whose writes are atomic,
@@ -288,11 +357,9 @@ def _watch(
 
     with contextlib.suppress(KeyboardInterrupt):
         first()
-        if not quiet:
-            click.echo("Watching for changes; press Ctrl-C to stop.", err=True)
+        report.message("Watching for changes; press Ctrl-C to stop.", verbosity=verbosity)
         for _changes in watchfiles.watch(
             *options.sources, watch_filter=relevant, raise_interrupt=False, debounce=300
         ):
             rebuild()
-    if not quiet:
-        click.echo("Stopped watching.", err=True)
+    report.message("Stopped watching.", verbosity=verbosity)

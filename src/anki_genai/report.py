@@ -2,39 +2,55 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 
-from anki_genai.build import BuildResult, Collected
+from anki_genai.build import BuildResult, Collected, FileRead
 from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity
 from anki_genai.identity import Status
+from anki_genai.sources import natural_key
+from anki_genai.statefile import NoteRecord
 
 _MAX_DECK_LINES = 20
 # Statuses in the order a summary lists them.
 _REPORTED = (Status.NEW, Status.CHANGED, Status.RENAMED, Status.REMOVED, Status.UNCHANGED)
 
 
+class Verbosity(enum.IntEnum):
+    """How much a command prints: `-q`, the default, `-v`."""
+
+    QUIET = 0  # errors only
+    NORMAL = 1
+    VERBOSE = 2  # also each file read, and timings
+
+
 def error(exc: AnkiGenaiError) -> None:
     """Print a failure: the problems behind it, then one `Error:` line."""
     for diagnostic in getattr(exc, "diagnostics", ()):
-        click.echo(str(diagnostic), err=True)
-    click.echo(f"Error: {exc}", err=True)
+        click.echo(_diagnostic(diagnostic), err=True)
+    click.echo(f"{click.style('Error:', fg='red', bold=True)} {exc}", err=True)
 
 
-def build_result(result: BuildResult, *, quiet: bool, as_json: bool, dry_run: bool) -> None:
+def build_result(
+    result: BuildResult, *, verbosity: Verbosity, as_json: bool, dry_run: bool
+) -> None:
     """Print what a build did: its problems, its plan in a dry run, and a summary."""
+    quiet = verbosity is Verbosity.QUIET
     if as_json:
-        click.echo(json.dumps(_result_json(result), ensure_ascii=False))
+        echo_json(_result_json(result))
         return
     for diagnostic in result.diagnostics:
         if not quiet or diagnostic.severity is Severity.ERROR:
-            click.echo(str(diagnostic), err=True)
+            click.echo(_diagnostic(diagnostic), err=True)
     if quiet:
         return
     if dry_run:
@@ -49,20 +65,26 @@ def build_result(result: BuildResult, *, quiet: bool, as_json: bool, dry_run: bo
     # Per deck, only the decks something happened to, and not a screenful of them.
     touched = {d: c for d, c in result.deck_counts.items() if c[Status.UNCHANGED] != c.total()}
     if len(result.deck_counts) > 1:
-        for deck, counts in sorted(touched.items())[:_MAX_DECK_LINES]:
+        for deck, counts in sorted(touched.items(), key=_by_deck)[:_MAX_DECK_LINES]:
             click.echo(f"  {deck}: {_counts_text(counts)}")
         if len(touched) > _MAX_DECK_LINES:
             click.echo(f"  … and {len(touched) - _MAX_DECK_LINES} more decks (see --json)")
 
 
-def check_result(collected: Collected, *, as_json: bool) -> None:
-    """Print every problem `check` found, then (on stderr) how many of each kind."""
+def check_result(
+    collected: Collected, *, verbosity: Verbosity, as_json: bool, strict: bool
+) -> None:
+    """Print every problem `check` found, then (on stderr) how many of each kind; with
+    `-q`, only the problems that fail the check."""
     problems = collected.diagnostics
     if as_json:
-        click.echo(json.dumps({"diagnostics": [_diagnostic_json(d) for d in problems]}))
+        echo_json({"diagnostics": [_diagnostic_json(d) for d in problems]})
         return
     for diagnostic in problems:
-        click.echo(str(diagnostic))
+        if verbosity > Verbosity.QUIET or strict or diagnostic.severity is Severity.ERROR:
+            click.echo(_diagnostic(diagnostic))
+    if verbosity is Verbosity.QUIET:
+        return
     files = plural(len(collected.files), "file")
     warnings = len(problems) - sum(1 for d in problems if d.severity is Severity.ERROR)
     click.echo(
@@ -72,9 +94,60 @@ def check_result(collected: Collected, *, as_json: bool) -> None:
     )
 
 
-def diagnostics(problems: tuple[Diagnostic, ...]) -> None:
-    for diagnostic in problems:
-        click.echo(str(diagnostic), err=True)
+def echo_json(data: object) -> None:
+    """Print `data` as one line of UTF-8 JSON, whatever the terminal's or locale's encoding:
+    readable text (not \\u escapes), and never an encoding error under a C or Latin-1 locale."""
+    click.echo((json.dumps(data, ensure_ascii=False) + "\n").encode("utf-8"), nl=False)
+
+
+def preview_result(collected: Collected, page: Path, *, verbosity: Verbosity) -> None:
+    """Print the problems met (only errors with `-q`), then where the page went."""
+    for diagnostic in collected.diagnostics:
+        if verbosity > Verbosity.QUIET or diagnostic.severity is Severity.ERROR:
+            click.echo(_diagnostic(diagnostic), err=True)
+    if verbosity > Verbosity.QUIET:
+        click.echo(f"Wrote {_path(page)}: {plural(len(collected.cards), 'card')}")
+
+
+def forgotten(
+    path: Path, gone: tuple[NoteRecord, ...], *, dry_run: bool, verbosity: Verbosity
+) -> None:
+    """Print which removed notes the state file no longer keeps (or, in a dry run, would)."""
+    if verbosity is Verbosity.QUIET:
+        return
+    for record in sorted(gone, key=lambda r: (r.file, r.question)):
+        click.echo(f"{'would forget' if dry_run else 'forgot'}  {record.file}: {record.question}")
+    if dry_run:
+        click.echo(f"Dry run, nothing changed: would forget {len(gone)} removed note(s) in {path}.")
+    else:
+        click.echo(f"Forgot {len(gone)} removed note(s) in {path}.")
+
+
+def message(text: str, *, verbosity: Verbosity) -> None:
+    """Print a note about what is going on (not with `-q`)."""
+    if verbosity > Verbosity.QUIET:
+        click.echo(text, err=True)
+
+
+# Colour only on a terminal: click.echo drops the styles in pipes and files, and the
+# command line turns them off for NO_COLOR.
+_SEVERITY_COLOUR = {Severity.ERROR: "red", Severity.WARNING: "yellow"}
+
+
+def _by_deck(item: tuple[str, object]) -> tuple[tuple[int, int | str], ...]:
+    return natural_key(item[0])
+
+
+def _diagnostic(diagnostic: Diagnostic) -> str:
+    """`path:line: severity: message`, the place bold and the severity in its colour."""
+    severity = click.style(
+        diagnostic.severity.value, fg=_SEVERITY_COLOUR[diagnostic.severity], bold=True
+    )
+    return f"{_path(f'{diagnostic.location}:')} {severity}: {diagnostic.message}"
+
+
+def _path(path: object) -> str:
+    return click.style(str(path), bold=True)
 
 
 def plural(count: int, word: str) -> str:
@@ -83,7 +156,7 @@ def plural(count: int, word: str) -> str:
 
 def _summary(result: BuildResult) -> str:
     files, notes = plural(result.files, "file"), plural(result.note_count, "note")
-    return f"{result.package_path}: {files}, {notes} ({_counts_text(result.counts)})"
+    return f"{_path(result.package_path)}: {files}, {notes} ({_counts_text(result.counts)})"
 
 
 def _counts_text(counts: Counter[Status]) -> str:
@@ -102,7 +175,7 @@ def _result_json(result: BuildResult) -> dict[str, object]:
         "notes": result.note_count,
         "counts": counts(result.counts),
         "moved": result.moved,
-        "decks": {deck: counts(c) for deck, c in sorted(result.deck_counts.items())},
+        "decks": {deck: counts(c) for deck, c in sorted(result.deck_counts.items(), key=_by_deck)},
         "renamed": [
             {"source": n.card.source, "from": n.previous_question, "to": n.card.question_text}
             for n in result.changes
@@ -132,27 +205,90 @@ def _print_plan(result: BuildResult) -> None:
             click.echo(f"{note.status.value:<10} {note.card.source}: {note.card.question_text}")
 
 
+class _FileProgress:
+    """Hears of each file read: lists them with `-v`, draws a bar on a terminal."""
+
+    def __init__(self, verbosity: Verbosity, bar: bool) -> None:
+        self._verbose = verbosity is Verbosity.VERBOSE
+        self._with_bar = bar
+        self._bar: Any = None
+        self._files: Sequence[tuple[Path, int]] = ()
+        self._read: dict[Path, FileRead] = {}
+        self._listed = 0  # files listed so far, in source order
+        self.started = time.perf_counter()
+        self.finished_reading: float | None = None
+
+    def begin(self, files: Sequence[tuple[Path, int]]) -> None:
+        self._files = files
+        if self._with_bar and len(files) >= 20:
+            self._bar = click.progressbar(length=len(files), label="Reading", file=sys.stderr)
+            self._bar.__enter__()
+
+    def file_read(self, file: FileRead) -> None:
+        self._read[file.path] = file
+        if self._bar is not None:
+            self._bar.update(1)
+        if len(self._read) == len(self._files):
+            self.finished_reading = time.perf_counter()
+            self.close()
+        if self._verbose:
+            # In source order: files from the cache are heard of first.
+            while self._listed < len(self._files) and self._files[self._listed][0] in self._read:
+                click.echo(_file_line(self._read[self._files[self._listed][0]]), err=True)
+                self._listed += 1
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+    def timings(self) -> str:
+        """`-v`'s last line: how long reading took, and the whole command."""
+        now = time.perf_counter()
+        total = f"{now - self.started:.2f} s in all."
+        if not self._files:  # a build whose inputs are all as they were at the last one
+            return f"Nothing to read: unchanged since the last build; {total}"
+        size = sum(f.size for f in self._read.values())
+        cached = sum(1 for f in self._read.values() if f.seconds is None and f.cards is not None)
+        reading = (self.finished_reading or now) - self.started
+        from_cache = f", {cached} from the cache" if cached else ""
+        return (
+            f"Read {plural(len(self._read), 'file')} ({_size(size)}{from_cache}) in "
+            f"{reading:.2f} s; {total}"
+        )
+
+
+def _file_line(file: FileRead) -> str:
+    if file.cards is None:
+        return f"{_path(file.path)}: cannot be read (see the error)"
+    parts = [plural(file.cards, "card")]
+    if file.layout is not None:
+        parts.append(f"layout {file.layout}")
+    parts.append(_size(file.size))
+    parts.append("from the cache" if file.seconds is None else f"{file.seconds:.2f} s")
+    return f"{_path(file.path)}: {', '.join(parts)}"
+
+
+def _size(size: int) -> str:
+    if size < 1000:
+        return plural(size, "byte")
+    if size < 1_000_000:
+        return f"{size / 1000:.1f} KB"
+    return f"{size / 1_000_000:.1f} MB"
+
+
 @contextmanager
-def progress(silent: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on a terminal, for builds of many files; never in pipes or CI logs."""
-    if silent or not stderr_is_terminal():
-        yield None
-        return
-    bar: Any = None
-
-    def advance(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None and total >= 20:
-            bar = click.progressbar(length=total, label="Reading", file=sys.stderr)
-            bar.__enter__()
-        if bar is not None:
-            bar.update(done - bar.pos)  # cached files count as done
-
+def progress(verbosity: Verbosity, *, bar: bool = True) -> Iterator[_FileProgress]:
+    """Follow the files a command reads: each listed with `-v` (and the time taken at the
+    end), a progress bar on a terminal; never a bar in pipes or CI logs, or with `-q`."""
+    shown = bar and verbosity > Verbosity.QUIET and stderr_is_terminal()
+    files = _FileProgress(verbosity, shown)
     try:
-        yield advance
+        yield files
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        files.close()
+    if verbosity is Verbosity.VERBOSE:
+        click.echo(files.timings(), err=True)
 
 
 def stderr_is_terminal() -> bool:

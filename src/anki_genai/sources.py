@@ -18,6 +18,8 @@ from anki_genai.parse import ParseOptions
 from anki_genai.statefile import STATE_FILE_NAME
 
 PACKAGE_SUFFIX = ".apkg"
+PAGE_SUFFIXES = (".html", ".htm")
+PREVIEW_FILE_NAME = "preview.html"
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +332,15 @@ def file_deck(root_deck: str | None, own: str, relative: str, single_file: bool)
     return deck_name("::".join([*([root_deck] if root_deck else []), *folders, own]))
 
 
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders digit runs by number: `文件 11` before `文件 109`."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part.casefold())
+        for part in re.split(r"(\d+)", name)
+        if part
+    )
+
+
 def deck_name(name: str | None, fallback: str = "") -> str:
     """Return `name` as a valid Anki deck name: no empty parts around or between `::`."""
     parts = [part.strip() for part in (name or "").split("::")]
@@ -342,8 +353,18 @@ def deck_name(name: str | None, fallback: str = "") -> str:
 
 
 def is_package_path(output: Path) -> bool:
-    """True when `-o` names the package file itself rather than its folder."""
-    return output.suffix == PACKAGE_SUFFIX
+    """True when `-o` names the package file itself rather than its folder: it ends in
+    .apkg, in any case (`Out.APKG`), and is not a folder that exists."""
+    return _names_a_file(output, (PACKAGE_SUFFIX,))
+
+
+def preview_page(output: Path) -> Path:
+    """Where `preview -o` writes: the .html file named, else preview.html in the folder."""
+    return output if _names_a_file(output, PAGE_SUFFIXES) else output / PREVIEW_FILE_NAME
+
+
+def _names_a_file(output: Path, suffixes: tuple[str, ...]) -> bool:
+    return output.suffix.lower() in suffixes and not output.is_dir()
 
 
 def package_folder(output: Path) -> Path:

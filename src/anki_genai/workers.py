@@ -30,7 +30,9 @@ _MAX_WORKERS = 4
 
 # (folder, environment): where a worker writes the cache entry of the file it made cards of.
 Store = tuple[Path, str]
-Processed = tuple[FileResult | SourceError, str, bool]
+# The file's cards or why it has none, its key, whether its cards went to the cache, and
+# how many seconds it took.
+Processed = tuple[FileResult | SourceError, str, bool, float]
 
 
 def default_workers(jobs: Sequence[FileJob]) -> int:
@@ -68,6 +70,9 @@ def process_all(
 def _end_with(parent: int) -> None:
     """Make this worker end when the build that started it ends, however it ends: a build
     killed by SIGKILL or the OOM killer cannot tell its workers to stop."""
+    # Ctrl-C reaches every process of the terminal's group: a worker would print its own
+    # traceback. The main process stops the build and the pool instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -101,6 +106,7 @@ def process_file(job: FileJob, store: Store | None = None) -> Processed:
     collection's Markdown need not sit in the main process, nor travel to the workers. The
     key returned is that of the bytes actually parsed.
     """
+    start = time.perf_counter()
     renderer = _renderer()
     try:
         data = read_bytes(job.path)
@@ -108,7 +114,7 @@ def process_file(job: FileJob, store: Store | None = None) -> Processed:
         text = decode_source(data, job.path, job.encoding)
         document = parse_markdown(text, job.path, renderer.md, job.parse)
     except SourceError as exc:
-        return exc, "", False
+        return exc, "", False, time.perf_counter() - start
     own = document.deck or document.title or job.path.stem
     deck = file_deck(job.deck_root, own, job.relative, job.single_file)
     cards, image_problems = make_cards(document, deck, job.relative, renderer, job.root)
@@ -117,5 +123,6 @@ def process_file(job: FileJob, store: Store | None = None) -> Processed:
         # Written here, by the worker: its HTML then neither travels back nor waits in
         # the main process for packaging.
         with contextlib.suppress(OSError):  # not written: the cards keep their HTML
-            return write_entry(*store, job.relative, key, result), key, True
-    return result, key, False
+            stored = write_entry(*store, job.relative, key, result)
+            return stored, key, True, time.perf_counter() - start
+    return result, key, False, time.perf_counter() - start
