@@ -80,13 +80,20 @@ class SchemaInfo:
 
 
 def read_schema(path: Path) -> SchemaInfo:
-    """Read the schema version of a closed collection; fail if something holds it open."""
+    """Read the schema of a closed collection; fail if another process has it open.
+
+    Anki holds its collection with SQLite's exclusive locking, and any other program that
+    is writing holds the write lock: either way taking the write lock fails at once. It is
+    taken only to see that it can be, and given back without writing anything.
+    """
     if not path.is_file():
         raise CollectionError(f"{path}: no such collection file")
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0)
+        db = sqlite3.connect(path, timeout=0, isolation_level=None)
         try:
+            db.execute("BEGIN IMMEDIATE")
             version, scm = db.execute("SELECT ver, scm FROM col").fetchone()
+            db.execute("ROLLBACK")
         finally:
             db.close()
     except sqlite3.OperationalError as exc:

@@ -18,6 +18,7 @@ import html
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import Any
 
 _VOID = {"br", "img", "hr", "wbr", "input", "col", "area", "source"}
 _MATH = re.compile(r"\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
@@ -110,7 +111,7 @@ def map_edit(source: str, sent_html: str, anki_html: str) -> list[Replacement] |
     `anki_html`, or why there are none that can be trusted."""
     old, new = canonical(sent_html), canonical(anki_html)
     if [e if e[0] != "t" else ("t",) for e in old] != [e if e[0] != "t" else ("t",) for e in new]:
-        return Unmappable("formatting was added or removed in Anki's editor")
+        return Unmappable("the edit adds or removes formatting (Anki's editor)")
     replacements: list[Replacement] = []
     open_elements: list[_Event] = []
     for before, after in zip(old, new, strict=True):
@@ -202,9 +203,10 @@ def suggestion(field_html: str) -> str:
     )
     held = _MATH.sub(hold, held)
 
-    def language(element: object) -> str | None:
-        classes = getattr(element, "get", lambda *_: None)("class") or []
-        for name in classes:
+    def language(pre: Any) -> str | None:
+        # Pygments' block: <pre class="highlight"><code class="language-python">
+        code = pre.find("code")
+        for name in (code.get("class") if code is not None else None) or []:
             if name.startswith("language-"):
                 return str(name.removeprefix("language-"))
         return None

@@ -67,19 +67,21 @@ def _as_text(field_html: str) -> str:
 
 
 def _text_diff(before: str, after: str) -> str:
-    lines = difflib.unified_diff(
-        _as_text(before).splitlines(),
-        _as_text(after).splitlines(),
-        "last build",
-        "now",
-        n=1,
-        lineterm="",
+    lines = list(
+        difflib.unified_diff(
+            _as_text(before).splitlines(),
+            _as_text(after).splitlines(),
+            "last build",
+            "now",
+            n=1,
+            lineterm="",
+        )
     )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" if lines else "(the same text; only its formatting differs)\n"
 
 
 def _indent(text: str, prefix: str = "    ") -> str:
-    return textwrap.indent(text, prefix, lambda line: True).rstrip("\n")
+    return textwrap.indent(text, prefix).rstrip("\n")
 
 
 def report_push(result: PushResult) -> None:
