@@ -156,11 +156,11 @@ def _plan(
             continue
         users_own = tuple(t for t in existing.tags if t not in last.tags and t not in card.tags)
         tags = (*card.tags, *users_own)
-        wanted = {"Context": context, "Source": source}
-        if set(tags) == set(existing.tags) and all(
-            existing.field(k) == v for k, v in wanted.items()
-        ):
+        # Source (path:line) alone is no reason to rewrite a note: an edit higher up in a
+        # file shifts every line below it. It travels with the tags and Context.
+        if set(tags) == set(existing.tags) and existing.field("Context") == context:
             continue
+        wanted = {"Context": context, "Source": source}
         retags.append(
             Retag(
                 card.location,
