@@ -77,6 +77,19 @@ def test_pull_apply_writes_the_edit_and_the_next_build_leaves_the_note_in_anki_a
     assert "0 edits to apply" in again.stderr
 
 
+def test_a_second_edit_in_anki_after_an_applied_pull_is_an_edit_not_a_conflict(
+    phone: Profile,
+) -> None:
+    """What pull wrote counts as sent: editing the note in Anki again, before any build,
+    is pulled like the first edit."""
+    assert phone.cli("pull", phone.export("apkg"), "--apply").exit_code == 0
+    phone.edit_in_anki(phone.guid, "Answer", NEW, "能够生成非常逼真的图像")  # type: ignore[attr-defined]
+    result = phone.cli("pull", phone.export("apkg"), "--apply")
+    assert result.exit_code == 0, result.output
+    assert "1 edit written, 0 edits to make by hand, 0 conflicts" in result.stderr
+    assert "能够生成非常逼真的图像" in phone.reference.read_text(encoding="utf-8")
+
+
 def test_a_note_changed_in_anki_and_in_the_markdown_is_a_conflict_and_neither_is_overwritten(
     phone: Profile,
 ) -> None:

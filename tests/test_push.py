@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,37 @@ def test_push_moves_the_cards_of_a_renamed_deck_and_keeps_an_edit_made_in_anki(
     for g, review in reviews.items():
         deck = "其他" if review.deck == "其他" else "面试::生图"
         assert after[g] == Review(review.reps, review.revlog, review.ivl, review.due, deck)
+
+
+def test_push_retags_a_moved_pair_the_import_leaves_alone_and_keeps_its_edit_made_in_anki(
+    profile: Profile,
+) -> None:
+    """A note moved to another file whose edit in Anki is newer than the build (so the
+    import keeps it, as it will for every move once moves keep their mod) gets its new
+    file's tag, Context and Source and its new deck; its edited answer stays."""
+    guid = profile.guid_of(MOVED)
+    profile.edit_in_anki(guid, "Answer", "文本编码", "文本的编码")
+    # The phone's clock runs an hour ahead: its edit is newer than any build made now.
+    profile.col.col.db.execute("update notes set mod = mod + 3600 where guid = ?", guid)
+    edited = profile.field(guid, "Answer")
+    reviews = profile.reviews()
+    profile.close()
+    text = profile.reference.read_text(encoding="utf-8")
+    text, moved = _cut_section(text, 3)
+    profile.reference.write_text(text, encoding="utf-8")
+    other = profile.source / "other.md"
+    other.write_text(
+        other.read_text(encoding="utf-8") + "\n## 2. 模型\n\n" + moved.split("\n", 1)[1]
+    )
+
+    result = profile.cli("push", profile.collection_path)
+    assert result.exit_code == 0, result.output
+    assert f"retagged     {other}:" in result.stdout
+    assert profile.field(guid, "Answer") == edited
+    assert profile.col.tags(guid) == ["other"]
+    assert profile.field(guid, "Context") == "模型"
+    assert profile.field(guid, "Source").startswith("other.md:")
+    assert profile.reviews()[guid] == replace(reviews[guid], deck="其他")
 
 
 def test_push_dry_run_prints_the_plan_and_changes_nothing(profile: Profile) -> None:

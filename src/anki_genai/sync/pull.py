@@ -3,9 +3,9 @@
 A note of the project is found in the export by its GUID (the GUID the next build gives the
 pair, from the state file, exactly as a build matches it). Three versions of its question
 and answer are compared:
-- what the last build sent: the notes of the previous package in the output folder, or,
-  when that package is gone, the pair as rendered now if the sources have not changed since
-  (the state's digest says so);
+- what the last build sent: when the pair's digest is the one the state recorded, the pair
+  as the Markdown renders it now (the digest is that of this HTML); when the Markdown has
+  changed since, the note in the previous package in the output folder;
 - what Anki has now (the export);
 - what the Markdown gives now.
 Anki differs from what was sent and the Markdown does not: an edit to bring back. Both
@@ -143,10 +143,12 @@ def _compare(
     """The fields edited in Anki (none if Anki shows what the Markdown gives), and whether
     the Markdown changed too."""
     markdown = dict(zip(EDITABLE, note.card.html(), strict=True))
-    if sent is not None:
-        last = dict(zip(EDITABLE, sent.fields[:2], strict=True))
-    elif note.status is Status.UNCHANGED:
+    if note.status is Status.UNCHANGED:
+        # The state's digest is that of this very HTML: what the last build sent, or what
+        # the last pull wrote (and recorded) after it.
         last = dict(markdown)
+    elif sent is not None:
+        last = dict(zip(EDITABLE, sent.fields[:2], strict=True))
     else:
         last = {}
     anki = {name: anki_note.field(name) for name in EDITABLE}
