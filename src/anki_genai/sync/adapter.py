@@ -20,7 +20,6 @@ from anki_genai.build import (
     build,
     collect,
     output_path,
-    source_root,
 )
 from anki_genai.cards import Card, make_cards
 from anki_genai.errors import AnkiGenaiError, SourceLocation
@@ -180,8 +179,3 @@ def forget_removed(project: Project, guids: set[str]) -> int:
     notes: dict[str, NoteRecord] = {**dropped.notes, **kept_removed}
     save_state(dataclasses.replace(dropped, notes=notes), project.state_path)
     return len(gone)
-
-
-def source_folder(sources: Sequence[Path]) -> Path:
-    """The folder the project's state file lives in."""
-    return source_root(sources)

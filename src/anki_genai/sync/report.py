@@ -86,6 +86,8 @@ def _indent(text: str, prefix: str = "    ") -> str:
 
 def report_push(result: PushResult) -> None:
     plan, dry = result.plan, result.dry_run
+    for diagnostic in result.build.diagnostics if result.build is not None else ():
+        click.echo(str(diagnostic), err=True)
     if result.backup is not None:
         click.echo(f"Backed up {result.collection} to {result.backup}")
     counts = result.imported
