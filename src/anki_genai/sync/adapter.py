@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,7 @@ from anki_genai.build import (
     BuildResult,
     build,
     collect,
+    output_cache,
     output_path,
 )
 from anki_genai.cards import Card, make_cards
@@ -55,6 +59,7 @@ __all__ = [
     "file_cards",
     "forget_removed",
     "last_sent",
+    "packages_kept",
     "project_lock",
     "read_project",
     "remember_mods",
@@ -94,8 +99,11 @@ class Sent:
 
 
 def read_project(options: BuildOptions) -> Project:
-    """Parse the sources and match them against the state, as a build would; write nothing."""
-    collected = collect(options)
+    """Parse the sources and match them against the state, as a build would; write nothing.
+
+    Files unchanged since the last build come from its cache, which is only read here.
+    """
+    collected = collect(options, cache=output_cache(options))
     root = collected.root
     state_path = root / STATE_FILE_NAME
     state = load_state(state_path)
@@ -116,17 +124,37 @@ def read_project(options: BuildOptions) -> Project:
     return Project(options, root, state_path, notes, removed, questions, files)
 
 
-def last_sent(project: Project) -> dict[str, Sent]:
-    """The notes of the last build's package in the output folder, by GUID; {} if it is gone."""
-    decks = {n.card.deck for n in project.notes}
-    if not decks:
-        return {}
-    package = output_path(project.options, project.root, decks)
+def last_sent(project: Project, package: Path | None = None) -> dict[str, Sent]:
+    """The notes of the last build's package (by default the one in the output folder), by
+    GUID; {} if it is gone."""
+    if package is None:
+        decks = {n.card.deck for n in project.notes}
+        if not decks:
+            return {}
+        package = output_path(project.options, project.root, decks)
     guids = {n.guid for n in project.notes} | set(project.removed)
     return {
         guid: Sent(content.deck, content.fields, content.tags)
         for guid, content in read_notes(package, guids).items()
     }
+
+
+@contextlib.contextmanager
+def packages_kept(options: BuildOptions) -> Iterator[Callable[[Path], Path | None]]:
+    """Keep the packages now in the output folder while the block runs, so that what the
+    last build sent can be read after a new build has replaced them: gives the kept copy
+    of a package path, or None."""
+    folder = options.output.parent if options.output.suffix == ".apkg" else options.output
+    with tempfile.TemporaryDirectory(prefix="anki-genai-") as scratch:
+        kept: dict[str, Path] = {}
+        for package in sorted(folder.glob("*.apkg")) if folder.is_dir() else ():
+            copy = Path(scratch) / package.name
+            try:
+                os.link(package, copy)  # builds replace packages by renaming: this one stays
+            except OSError:
+                shutil.copy2(package, copy)
+            kept[package.name] = copy
+        yield lambda package: kept.get(package.name)
 
 
 def file_cards(text: str, card: Card, root: Path, options: BuildOptions) -> list[Card]:

@@ -228,11 +228,10 @@ def project_notes(col: Collection, guids: set[str]) -> dict[str, AnkiNote]:
     if not wanted:
         return notes
     cards: dict[int, list[tuple[int, int]]] = {}
-    from anki.decks import DeckId
-
     db = _db(col)
     for cid, nid, did in db.all("select id, nid, did from cards order by ord"):
         cards.setdefault(nid, []).append((cid, did))
+    deck_names: dict[int, str] = {}
     for nid, guid, mid, mod, flds, tags in db.all(
         "select id, guid, mid, mod, flds, tags from notes"
     ):
@@ -245,10 +244,18 @@ def project_notes(col: Collection, guids: set[str]) -> dict[str, AnkiNote]:
             mod,
             tuple(flds.split("\x1f")),
             tuple(tags.split()),
-            tuple(col.decks.name(DeckId(did)) for _cid, did in own),
+            tuple(_deck_name(col, did, deck_names) for _cid, did in own),
             tuple(cid for cid, _did in own),
         )
     return notes
+
+
+def _deck_name(col: Collection, deck_id: int, known: dict[int, str]) -> str:
+    from anki.decks import DeckId
+
+    if deck_id not in known:
+        known[deck_id] = col.decks.name(DeckId(deck_id))
+    return known[deck_id]
 
 
 def _db(col: Collection) -> DBProxy:

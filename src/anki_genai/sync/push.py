@@ -78,17 +78,24 @@ def push(
     collection.require_anki("push")
     schema = collection.read_schema(path)  # first: an open collection is refused at once
     collection.check_schema(path, schema, writing=True)
-    project = adapter.read_project(options)
-    sent = adapter.last_sent(project)
-    guids = {n.guid for n in project.notes} | set(project.removed)
     if dry_run:
+        project = adapter.read_project(options)
+        sent = adapter.last_sent(project)
+        guids = {n.guid for n in project.notes} | set(project.removed)
         with collection.read_export(path) as col:  # a scratch copy: nothing changes
             in_anki = collection.project_notes(col, guids)
         predicted = _predicted_import(project, in_anki)
         updated = {n.guid for n in project.notes if _would_update(n, in_anki)}
         plan = _plan(project, sent, in_anki, updated)
         return PushResult(path, True, predicted, plan)
-    result = adapter.build(options, on_wait=on_wait)
+    with adapter.packages_kept(options) as previous:
+        result = adapter.build(options, on_wait=on_wait)
+        # Read after the build, whose cache then holds every file's cards: the same notes
+        # and GUIDs, the removed ones among them, with the mods the package carries.
+        project = adapter.read_project(options)
+        last = previous(result.package_path)
+        sent = adapter.last_sent(project, last) if last is not None else {}
+    guids = {n.guid for n in project.notes} | set(project.removed)
     with collection.open_for_push(path) as target:
         imported = target.import_package(result.package_path)
         in_anki = target.notes(guids)
