@@ -281,6 +281,63 @@ def forget_removed_command(
         report.message(f"Done in {time.perf_counter() - start:.2f} s.", verbosity=verbosity)
 
 
+@main.command("pull")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_source_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("build"),
+    show_default=True,
+    help="The build's output folder (or .apkg), where the last package is.",
+)
+@click.option("--apply", is_flag=True, help="Write the edits into the Markdown.")
+@click.pass_context
+def pull_command(ctx: click.Context, /, **params: Any) -> None:
+    """List notes edited in Anki since the last build; with --apply, write them back.
+
+    EXPORT is an .apkg or .colpkg exported from Anki or AnkiDroid, or a profile's
+    collection.anki2 (with Anki closed). Needs: pip install 'anki-genai[anki]'.
+    """
+    from anki_genai.sync.pull import pull
+    from anki_genai.sync.report import report_pull
+
+    export, apply = params.pop("export"), params.pop("apply")
+    options = _options(ctx, params)
+    result = _run(lambda: pull(export, options, apply=apply))
+    report_pull(result)
+    if result.exit_code:
+        raise SystemExit(result.exit_code)
+
+
+@main.command("push")
+@click.argument("collection", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_source_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("build"),
+    show_default=True,
+    help="Folder for the package, or a file name ending in .apkg.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@click.pass_context
+def push_command(ctx: click.Context, /, **params: Any) -> None:
+    """Build, then bring COLLECTION (a profile's collection.anki2, Anki closed) up to date:
+    import, delete the notes removed from the sources, move cards whose deck changed.
+
+    The collection is copied beside itself first. Needs: pip install 'anki-genai[anki]'.
+    """
+    from anki_genai.sync.push import push
+    from anki_genai.sync.report import report_push
+
+    path, dry_run = params.pop("collection"), params.pop("dry_run")
+    options = _options(ctx, params)
+    report_push(_run(lambda: push(path, options, dry_run=dry_run)))
+
+
 # --- options -----------------------------------------------------------------------------------
 
 
