@@ -281,7 +281,7 @@ def forget_removed_command(
         report.message(f"Done in {time.perf_counter() - start:.2f} s.", verbosity=verbosity)
 
 
-@main.command("pull")
+@main.command("pull", short_help="Bring edits made in Anki back to the notes.")
 @click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_source_options
 @click.option(
@@ -311,7 +311,7 @@ def pull_command(ctx: click.Context, /, **params: Any) -> None:
         raise SystemExit(result.exit_code)
 
 
-@main.command("push")
+@main.command("push", short_help="Update a closed Anki collection in place.")
 @click.argument("collection", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_source_options
 @click.option(

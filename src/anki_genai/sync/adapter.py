@@ -1,7 +1,7 @@
 """Everything the two-way commands use of the rest of anki-genai, in one place.
 
-The build, identity and package modules are being reorganised; when they move, the imports
-here are all that needs re-pointing. Nothing else in `anki_genai.sync` imports them.
+Nothing else in `anki_genai.sync` imports the build, identity, state or package modules, so
+a change to their interfaces is re-pointed here alone.
 """
 
 from __future__ import annotations
@@ -15,33 +15,24 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from anki_genai.apkg.notetype import FIELD_NAMES
+from anki_genai.apkg.package import read_notes
 from anki_genai.atomic import atomic_write
-from anki_genai.build import (
-    LOCK_FILE_NAME,
-    BuildOptions,
-    BuildResult,
-    build,
-    collect,
-    output_cache,
-    output_path,
-)
+from anki_genai.build import BuildOptions, BuildResult, build, collect, output_cache
 from anki_genai.cards import Card, make_cards
 from anki_genai.errors import AnkiGenaiError, SourceLocation
-from anki_genai.identity import (
+from anki_genai.identity import Candidate, Status, assign_identities, build_timestamp
+from anki_genai.lock import project_lock as build_project_lock
+from anki_genai.parse import markdown_parser, parse_markdown
+from anki_genai.sources import output_path
+from anki_genai.statefile import (
     STATE_FILE_NAME,
-    Candidate,
     NoteRecord,
     State,
-    Status,
-    assign_identities,
-    build_timestamp,
     drop_tombstones,
     load_state,
     save_state,
 )
-from anki_genai.lock import build_lock
-from anki_genai.package import FIELD_NAMES, read_notes
-from anki_genai.parse import markdown_parser, parse_markdown
 
 __all__ = [
     "FIELD_NAMES",
@@ -107,13 +98,24 @@ def read_project(options: BuildOptions) -> Project:
     root = collected.root
     state_path = root / STATE_FILE_NAME
     state = load_state(state_path)
+    # Matched as a build of the same sources matches them: only the notes of their files.
+    outside = {g for g, r in state.notes.items() if r.file not in collected.scope}
+    inside = dataclasses.replace(
+        state, notes={g: r for g, r in state.notes.items() if g not in outside}
+    )
     candidates = [
         Candidate(
-            c.question_text, c.answer_digest, c.digest, c.source_file, c.explicit_id, c.question_key
+            c.question_text,
+            c.answer_digest,
+            c.digest,
+            c.source_file,
+            c.explicit_id,
+            c.question_key,
+            c.shown_digest,
         )
         for c in collected.cards
     ]
-    plan = assign_identities(candidates, state, build_timestamp(state))
+    plan = assign_identities(candidates, inside, build_timestamp(state), reserved=outside)
     notes = tuple(
         ProjectNote(card, a.guid, a.mod, a.status)
         for card, a in zip(collected.cards, plan.assignments, strict=True)
@@ -131,7 +133,7 @@ def last_sent(project: Project, package: Path | None = None) -> dict[str, Sent]:
         decks = {n.card.deck for n in project.notes}
         if not decks:
             return {}
-        package = output_path(project.options, project.root, decks)
+        package = output_path(project.options.output, project.root, decks)
     guids = {n.guid for n in project.notes} | set(project.removed)
     return {
         guid: Sent(content.deck, content.fields, content.tags)
@@ -171,7 +173,7 @@ def file_cards(text: str, card: Card, root: Path, options: BuildOptions) -> list
 @contextlib.contextmanager
 def project_lock(project: Project, on_wait: Callable[[], None]) -> Iterator[None]:
     """Hold the lock builds of these sources take, while sources or state are rewritten."""
-    with build_lock(project.root / LOCK_FILE_NAME, project.options.lock_timeout, on_wait):
+    with build_project_lock(project.root, project.options.lock_timeout, on_wait):
         yield
 
 

@@ -264,7 +264,7 @@ def _db(col: Collection) -> DBProxy:
 
 
 def _is_ours(notetype: dict[str, Any]) -> bool:
-    return tuple(f["name"] for f in notetype["flds"]) == FIELD_NAMES
+    return bool(tuple(f["name"] for f in notetype["flds"]) == FIELD_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
