@@ -31,6 +31,7 @@ from anki_genai.outputs import gone_if_failed, write_outputs
 from anki_genai.parse import ParseOptions
 from anki_genai.plan import Plan, PlannedNote, card_strings, plan_notes
 from anki_genai.preview import write_preview
+from anki_genai.recover import Recovered, keep_damaged, previous_state
 from anki_genai.sources import (
     Scope,
     Sources,
@@ -87,12 +88,15 @@ class BuildResult:
     note_count: int = 0  # notes from the sources (removed ones not counted)
     deck_counts: dict[str, Counter[Status]] = field(default_factory=dict)
     moved: int = 0  # unchanged notes now in another file
+    removed_notes: int = 0  # removed notes the package still carries, tagged as removed
+    notices: tuple[str, ...] = ()  # what the build did about a lost state file
 
     def summary(self) -> dict[str, object]:
         """What a later unchanged rebuild reports again without redoing the work."""
         return {
             "files": self.files,
             "notes": self.note_count,
+            "removed_notes": self.removed_notes,
             "decks": {
                 deck: sum(c.values()) - c[Status.REMOVED] for deck, c in self.deck_counts.items()
             },
@@ -117,6 +121,7 @@ class BuildResult:
             Counter({Status.UNCHANGED: int(summary["notes"])}),
             int(summary["notes"]),
             decks,
+            removed_notes=int(summary.get("removed_notes", 0)),
         )
 
 
@@ -178,12 +183,16 @@ def build(
             return unchanged
         in_cache = memo is None and not options.dry_run  # cards' HTML waits there, not in memory
         collected = collect(options, progress, cache, sources, in_cache, workers)
-        plan, state_changed = _plan(collected, options, state_path, state_digest, memo)
-        result = _result(collected, plan, state_path)
+        plan, state_changed, recovered = _plan(
+            collected, options, state_path, state_digest, memo, bool(cache.package)
+        )
+        result = _result(collected, plan, state_path, recovered)
         if options.strict and result.diagnostics:
             raise StrictModeError(result.diagnostics)
         if options.dry_run:
             return result
+        if recovered is not None and recovered.damaged is not None:
+            keep_damaged(recovered.damaged)
         written, state_digest = write_outputs(
             plan, result.state_path, cache, state_changed, state_digest
         )
@@ -358,27 +367,35 @@ def _plan(
     state_path: Path,
     state_digest: str | None,
     memo: BuildMemo | None,
-) -> tuple[Plan, bool]:
-    """Match the cards against the state; return the plan and whether the state changes.
+    built_before: bool = False,
+) -> tuple[Plan, bool, Recovered | None]:
+    """Match the cards against the state (restored, if it was lost); return the plan,
+    whether the state changes, and what was restored.
 
     The state read here is let go on return: tens of megabytes for a large collection,
     not needed while packaging.
     """
+    decks = {card.deck for card in collected.cards}
+    package_path = output_path(options.output, collected.root, decks)
+    recovered = None
     if memo is not None and memo.state is not None and memo.state[0] == state_digest:
         state = memo.state[1]
     else:
         known = card_strings(collected.cards) if state_digest is not None else None
-        state = statefile.load_state(state_path, known)
+        state, recovered = previous_state(
+            state_path, package_path, collected.cards, known, built_before
+        )
     if memo is not None:
         memo.state = None  # the old state goes while packaging, as above
-    decks = {card.deck for card in collected.cards}
-    package_path = output_path(options.output, collected.root, decks)
     plan = plan_notes(collected.cards, state, state_path, package_path, collected.scope)
     # Compared as data, not as text: a state that says the same is not rewritten.
-    return plan, state_digest is None or plan.state != state
+    changed = state_digest is None or plan.state != state
+    return plan, changed or (recovered is not None and recovered.damaged is not None), recovered
 
 
-def _result(collected: Collected, plan: Plan, state_path: Path) -> BuildResult:
+def _result(
+    collected: Collected, plan: Plan, state_path: Path, recovered: Recovered | None = None
+) -> BuildResult:
     return BuildResult(
         plan.package_path,
         state_path,
@@ -390,6 +407,8 @@ def _result(collected: Collected, plan: Plan, state_path: Path) -> BuildResult:
         note_count=len(collected.cards),
         deck_counts=plan.deck_counts,
         moved=plan.moved,
+        removed_notes=plan.removed_notes,
+        notices=(recovered.notice,) if recovered is not None else (),
     )
 
 

@@ -53,6 +53,7 @@ class Plan:
     # Unchanged notes whose pair now lives in another file: Anki keeps their old tag,
     # Source and deck until their content next changes.
     moved: int = 0
+    removed_notes: int = 0  # tombstones packaged, tagged as removed
 
 
 def card_strings(cards: Sequence[Card]) -> dict[str, str]:
@@ -151,7 +152,15 @@ def _packaged(
             )
         )
     counts[Status.REMOVED] = len(newly_removed)
-    return Plan(package_path, tuple(notes), tuple(changes), counts, deck_counts, new_state)
+    return Plan(
+        package_path,
+        tuple(notes),
+        tuple(changes),
+        counts,
+        deck_counts,
+        new_state,
+        removed_notes=len(tombstones),
+    )
 
 
 def _tombstones(matched: IdentityPlan, previous_package: Path) -> list[NoteRecord]:

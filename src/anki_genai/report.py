@@ -53,6 +53,8 @@ def build_result(
             click.echo(_diagnostic(diagnostic), err=True)
     if quiet:
         return
+    for notice in result.notices:
+        click.echo(notice, err=True)
     if dry_run:
         _print_plan(result)
     verb = "Dry run, nothing written:" if dry_run else "Wrote" if result.written else "Up to date:"
@@ -156,7 +158,9 @@ def plural(count: int, word: str) -> str:
 
 def _summary(result: BuildResult) -> str:
     files, notes = plural(result.files, "file"), plural(result.note_count, "note")
-    return f"{_path(result.package_path)}: {files}, {notes} ({_counts_text(result.counts)})"
+    removed = f", {result.removed_notes} removed" if result.removed_notes else ""
+    counts = _counts_text(result.counts)
+    return f"{_path(result.package_path)}: {files}, {notes}{removed} ({counts})"
 
 
 def _counts_text(counts: Counter[Status]) -> str:
@@ -173,6 +177,7 @@ def _result_json(result: BuildResult) -> dict[str, object]:
         "written": result.written,
         "files": result.files,
         "notes": result.note_count,
+        "removed_notes": result.removed_notes,
         "counts": counts(result.counts),
         "moved": result.moved,
         "decks": {deck: counts(c) for deck, c in sorted(result.deck_counts.items(), key=_by_deck)},
@@ -182,6 +187,7 @@ def _result_json(result: BuildResult) -> dict[str, object]:
             if n.card is not None and n.status is Status.RENAMED
         ],
         "diagnostics": [_diagnostic_json(d) for d in result.diagnostics],
+        "notices": list(result.notices),
     }
 
 
