@@ -228,3 +228,20 @@ def test_a_damaged_state_with_nothing_to_restore_from_still_stops(notes: Notes) 
     assert result.stderr.startswith(f"Error: {notes.state}:1: the state file is damaged")
     assert notes.state.read_text(encoding="utf-8") == "{"
     assert not (notes.source / (STATE_FILE_NAME + ".damaged")).exists()
+
+
+def test_a_lost_state_is_restored_by_a_build_of_one_file_too(notes: Notes) -> None:
+    """Building one file after the state was lost finds the whole project's last package:
+    that file's notes keep their mods, and the other file's records come back untouched."""
+    notes.built_and_studied()
+    state_before = notes.state.read_bytes()
+    notes.state.unlink()
+
+    one = run_cli("build", notes.source / "faq.md", "-o", notes.out / "faq.apkg")
+    assert one.exit_code == 0, one.output
+    assert f"restored the notes' identities from {notes.package}" in one.stderr
+    assert "1 file, 3 notes (0 new, 0 changed, 3 unchanged)" in one.stdout
+    assert notes.state.read_bytes() == state_before
+    log = notes.anki.import_package(notes.out / "faq.apkg")
+    assert (log.new, log.updated) == (0, 0)
+    assert notes.anki.notes()[notes.edited]["Answer"] == "手机上改过的答案"

@@ -389,20 +389,23 @@ def _plan(
     """
     decks = {card.deck for card in collected.cards}
     package_path = output_path(options.output, collected.root, decks)
+    # Where the last package may be: this build's, or the whole project's.
+    packages = tuple(
+        dict.fromkeys((package_path, output_path(options.output, collected.root, set())))
+    )
     recovered = None
     if memo is not None and memo.state is not None and memo.state[0] == state_digest:
         state = memo.state[1]
     else:
         known = card_strings(collected.cards) if state_digest is not None else None
         state, recovered = previous_state(
-            state_path, package_path, collected.cards, known, built_before
+            state_path, packages, collected.cards, known, built_before
         )
     if memo is not None:
         memo.state = None  # the old state goes while packaging, as above
     # The notes of files that could not be read this time go as the last package has them,
     # in their decks (which also name the package).
-    packages = dict.fromkeys((package_path, output_path(options.output, collected.root, set())))
-    kept = as_last_packaged(state, collected.scope.skipped, tuple(packages))
+    kept = as_last_packaged(state, collected.scope.skipped, packages)
     package_path = output_path(options.output, collected.root, decks | {n.deck for n in kept})
     if not collected.cards and not kept and not _has_notes(state, collected.scope):
         raise NoCardsError(options.sources, len(collected.files), collected.diagnostics)

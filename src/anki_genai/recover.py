@@ -39,13 +39,14 @@ class Recovered:
 
 def previous_state(
     state_path: Path,
-    package_path: Path,
+    packages: Sequence[Path],
     cards: Sequence[Card],
     known: Mapping[str, str] | None = None,
     built_before: bool = False,
 ) -> tuple[State, Recovered | None]:
     """The state the last build left at `state_path`; when it is missing or damaged, the
-    one restored from the backup and the package (at `package_path`) beside it.
+    one restored from the backup and the last package (the first of `packages` that can
+    be read: this build's, then the whole project's) in the output folder.
 
     `built_before`: the output folder's cache remembers an earlier build. A state missing
     with nothing to restore it from is then a warning; otherwise it is a first build.
@@ -53,15 +54,15 @@ def previous_state(
     A damaged state with nothing to restore it from still stops the build: the user may
     have it in version control, and building on would give every note a new identity.
     """
-    folder = package_path.parent
+    folder = packages[0].parent
     if not os.path.lexists(state_path):
-        restored = _restore(folder, package_path, cards, known)
+        restored = _restore(folder, packages, cards, known)
         if restored is not None:
             state, origin = restored
             notice = f"{state_path} was missing: restored the notes' identities from {origin}"
             return state, Recovered(state, notice)
         in_git = _in_version_control(state_path)
-        if not (in_git or built_before or _built_before(folder, package_path)):
+        if not (in_git or built_before or _built_before(folder, packages)):
             return State(), None  # a first build
         return State(), Recovered(State(), _nothing_to_restore(state_path, folder, in_git))
     try:
@@ -69,7 +70,7 @@ def previous_state(
     except StateError:
         if not _damaged(state_path):
             raise
-        restored = _restore(folder, package_path, cards, known)
+        restored = _restore(folder, packages, cards, known)
         if restored is None:
             raise
         state, origin = restored
@@ -98,7 +99,7 @@ def keep_damaged(state_path: Path) -> None:
 
 
 def _restore(
-    folder: Path, package_path: Path, cards: Sequence[Card], known: Mapping[str, str] | None
+    folder: Path, packages: Sequence[Path], cards: Sequence[Card], known: Mapping[str, str] | None
 ) -> tuple[State, str] | None:
     """The state restored from the output folder, and the files it came from."""
     backup_path = folder / STATE_BACKUP_NAME
@@ -106,11 +107,40 @@ def _restore(
     if backup_path.is_file():
         with contextlib.suppress(StateError):
             backup = load_state(backup_path, known)
-    contents = package.read_package(package_path)
+    found = _last_package(folder, packages, cards)
+    contents, package_path = found if found is not None else (None, None)
     if contents is None:
         return None if backup is None else (backup, str(backup_path))
     origins = [str(package_path), *([str(backup_path)] if backup is not None else [])]
     return _from_package(contents, backup or State(), cards), " and ".join(origins)
+
+
+def _last_package(
+    folder: Path, packages: Sequence[Path], cards: Sequence[Card]
+) -> tuple[package.PackageContents, Path] | None:
+    """The last package: the first of `packages` that reads, else the newest other package
+    in the output folder that holds at least one of these cards' questions (the last one
+    of a build named with -o FILE.apkg, say; never one of another project's)."""
+    for path in packages:
+        contents = package.read_package(path)
+        if contents is not None:
+            return contents, path
+    others = [p for p in folder.glob("*.apkg") if p not in packages] if folder.is_dir() else []
+    questions = {card.question for card in cards}
+    for path in sorted(others, key=_modified, reverse=True):
+        contents = package.read_package(path)
+        if contents is not None and any(
+            NoteFields.padded(c.fields).question in questions for c, _ in contents.notes.values()
+        ):
+            return contents, path
+    return None
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _from_package(contents: package.PackageContents, base: State, cards: Sequence[Card]) -> State:
@@ -187,9 +217,9 @@ def _damaged(path: Path) -> bool:
     return version is None or int(version.group(1)) == STATE_VERSION
 
 
-def _built_before(folder: Path, package_path: Path) -> bool:
+def _built_before(folder: Path, packages: Sequence[Path]) -> bool:
     """Whether the output folder shows an earlier build: a first build has nothing to warn of."""
-    return package_path.exists() or (folder / STATE_BACKUP_NAME).exists()
+    return any(p.exists() for p in packages) or (folder / STATE_BACKUP_NAME).exists()
 
 
 def _in_version_control(path: Path) -> bool:
