@@ -21,6 +21,8 @@ from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, RememberedFile,
 from anki_genai.cards import Card, merge_duplicates
 from anki_genai.errors import (
     Diagnostic,
+    FrontMatterError,
+    NoCardsError,
     SourceError,
     StrictModeError,
     UnreadableSourcesError,
@@ -29,8 +31,9 @@ from anki_genai.identity import Status
 from anki_genai.lock import project_lock
 from anki_genai.outputs import gone_if_failed, write_outputs
 from anki_genai.parse import ParseOptions
-from anki_genai.plan import Plan, PlannedNote, card_strings, plan_notes
+from anki_genai.plan import Plan, PlannedNote, as_last_packaged, card_strings, plan_notes
 from anki_genai.preview import write_preview
+from anki_genai.recover import Recovered, keep_damaged, previous_state
 from anki_genai.sources import (
     Scope,
     Sources,
@@ -71,6 +74,7 @@ class Collected:
     files: tuple[Path, ...]
     root: Path  # the folder the state file lives in
     scope: Scope  # the files whose notes this build speaks for
+    failed: bool = False  # a file could not be used, unasked: the build exits 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +91,19 @@ class BuildResult:
     note_count: int = 0  # notes from the sources (removed ones not counted)
     deck_counts: dict[str, Counter[Status]] = field(default_factory=dict)
     moved: int = 0  # unchanged notes now in another file
+    removed_notes: int = 0  # removed notes the package still carries, tagged as removed
+    kept_notes: int = 0  # notes of files that could not be used, packaged as last built
+    failed: bool = False  # a file could not be used (its notes kept): exit code 1
+    notices: tuple[str, ...] = ()  # what the build did about a lost state file
 
     def summary(self) -> dict[str, object]:
         """What a later unchanged rebuild reports again without redoing the work."""
         return {
             "files": self.files,
             "notes": self.note_count,
+            "removed_notes": self.removed_notes,
+            "kept_notes": self.kept_notes,
+            "failed": self.failed,
             "decks": {
                 deck: sum(c.values()) - c[Status.REMOVED] for deck, c in self.deck_counts.items()
             },
@@ -117,6 +128,9 @@ class BuildResult:
             Counter({Status.UNCHANGED: int(summary["notes"])}),
             int(summary["notes"]),
             decks,
+            removed_notes=int(summary.get("removed_notes", 0)),
+            kept_notes=int(summary.get("kept_notes", 0)),
+            failed=bool(summary.get("failed", False)),
         )
 
 
@@ -128,9 +142,7 @@ class FileRead:
     size: int  # bytes
     cards: int | None  # None: the file cannot be read or decoded
     seconds: float | None  # None: its cards came from the cache (or it was never parsed)
-    # The layout the parser found the file to be in; None until the parser reports one
-    # (issue 15 adds it to ParsedDocument: pass it on from workers.process_file).
-    layout: str | None = None
+    layout: str | None = None  # the layout the file was read in (found, or forced)
 
 
 class Progress(Protocol):
@@ -178,12 +190,16 @@ def build(
             return unchanged
         in_cache = memo is None and not options.dry_run  # cards' HTML waits there, not in memory
         collected = collect(options, progress, cache, sources, in_cache, workers)
-        plan, state_changed = _plan(collected, options, state_path, state_digest, memo)
-        result = _result(collected, plan, state_path)
+        plan, state_changed, recovered = _plan(
+            collected, options, state_path, state_digest, memo, bool(cache.package)
+        )
+        result = _result(collected, plan, state_path, recovered)
         if options.strict and result.diagnostics:
             raise StrictModeError(result.diagnostics)
         if options.dry_run:
             return result
+        if recovered is not None and recovered.damaged is not None:
+            keep_damaged(recovered.damaged)
         written, state_digest = write_outputs(
             plan, result.state_path, cache, state_changed, state_digest
         )
@@ -219,7 +235,7 @@ def collect(
             read = FileRead(job.path, 0, None, None)
         elif (cached := cache.get(job.relative, key) if cache is not None else None) is not None:
             results[index] = cached
-            read = FileRead(job.path, job.size, len(cached.cards), None)
+            read = FileRead(job.path, job.size, len(cached.cards), None, cached.layout or None)
         else:
             todo.append((index, job))
             continue
@@ -231,8 +247,11 @@ def collect(
         if cache is not None and isinstance(result, FileResult):
             cache.put(job.relative, key, result, written)
         if progress is not None:
-            cards = len(result.cards) if isinstance(result, FileResult) else None
-            progress.file_read(FileRead(job.path, job.size, cards, seconds))
+            if isinstance(result, FileResult):
+                read = FileRead(job.path, job.size, len(result.cards), seconds, result.layout)
+            else:
+                read = FileRead(job.path, job.size, None, seconds)
+            progress.file_read(read)
     if cache is not None and "" in sources.scope.named:  # a part of the project keeps the rest
         cache.keep_only({job.relative for job in sources.jobs if not isinstance(job, SourceError)})
     return _collected(sources, results, options.skip_unreadable)
@@ -242,7 +261,8 @@ def _collected(
     sources: Sources, results: list[FileResult | SourceError | None], skip_unreadable: bool
 ) -> Collected:
     unreadable = [r for r in results if isinstance(r, SourceError)]
-    if unreadable and not skip_unreadable:
+    # A file whose front matter is broken never stops the others: its notes stay as built.
+    if not skip_unreadable and any(not isinstance(r, FrontMatterError) for r in unreadable):
         raise UnreadableSourcesError(tuple(unreadable))
     diagnostics = [*sources.skipped, *(exc.diagnostic() for exc in unreadable)]
     cards: list[Card] = []
@@ -253,7 +273,8 @@ def _collected(
     kept, duplicate_problems = merge_duplicates(cards)
     diagnostics.extend(duplicate_problems)
     scope = sources.scope.without(relative_to_root(exc.path, sources.root) for exc in unreadable)
-    return Collected(tuple(kept), tuple(diagnostics), sources.files, sources.root, scope)
+    failed = any(isinstance(r, FrontMatterError) for r in unreadable)
+    return Collected(tuple(kept), tuple(diagnostics), sources.files, sources.root, scope, failed)
 
 
 def check(options: BuildOptions, progress: Progress | None = None) -> Collected:
@@ -358,27 +379,50 @@ def _plan(
     state_path: Path,
     state_digest: str | None,
     memo: BuildMemo | None,
-) -> tuple[Plan, bool]:
-    """Match the cards against the state; return the plan and whether the state changes.
+    built_before: bool = False,
+) -> tuple[Plan, bool, Recovered | None]:
+    """Match the cards against the state (restored, if it was lost); return the plan,
+    whether the state changes, and what was restored.
 
     The state read here is let go on return: tens of megabytes for a large collection,
     not needed while packaging.
     """
+    decks = {card.deck for card in collected.cards}
+    package_path = output_path(options.output, collected.root, decks)
+    # Where the last package may be: this build's, or the whole project's.
+    packages = tuple(
+        dict.fromkeys((package_path, output_path(options.output, collected.root, set())))
+    )
+    recovered = None
     if memo is not None and memo.state is not None and memo.state[0] == state_digest:
         state = memo.state[1]
     else:
         known = card_strings(collected.cards) if state_digest is not None else None
-        state = statefile.load_state(state_path, known)
+        state, recovered = previous_state(
+            state_path, packages, collected.cards, known, built_before
+        )
     if memo is not None:
         memo.state = None  # the old state goes while packaging, as above
-    decks = {card.deck for card in collected.cards}
-    package_path = output_path(options.output, collected.root, decks)
-    plan = plan_notes(collected.cards, state, state_path, package_path, collected.scope)
+    # The notes of files that could not be read this time go as the last package has them,
+    # in their decks (which also name the package).
+    kept = as_last_packaged(state, collected.scope.skipped, packages)
+    package_path = output_path(options.output, collected.root, decks | {n.deck for n in kept})
+    if not collected.cards and not kept and not _has_notes(state, collected.scope):
+        raise NoCardsError(options.sources, len(collected.files), collected.diagnostics)
+    plan = plan_notes(collected.cards, state, state_path, package_path, collected.scope, kept)
     # Compared as data, not as text: a state that says the same is not rewritten.
-    return plan, state_digest is None or plan.state != state
+    changed = state_digest is None or plan.state != state
+    return plan, changed or (recovered is not None and recovered.damaged is not None), recovered
 
 
-def _result(collected: Collected, plan: Plan, state_path: Path) -> BuildResult:
+def _has_notes(state: State, scope: Scope) -> bool:
+    """Whether the last build made notes here (sources now without a card remove them)."""
+    return any(not r.removed and r.file in scope for r in state.notes.values())
+
+
+def _result(
+    collected: Collected, plan: Plan, state_path: Path, recovered: Recovered | None = None
+) -> BuildResult:
     return BuildResult(
         plan.package_path,
         state_path,
@@ -390,6 +434,10 @@ def _result(collected: Collected, plan: Plan, state_path: Path) -> BuildResult:
         note_count=len(collected.cards),
         deck_counts=plan.deck_counts,
         moved=plan.moved,
+        removed_notes=plan.removed_notes,
+        kept_notes=plan.kept_notes,
+        failed=collected.failed,
+        notices=(recovered.notice,) if recovered is not None else (),
     )
 
 

@@ -33,8 +33,9 @@ from anki_genai.store import (
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
 # Entries hold a token since 8, a card's content digest since 9; 10: media checked by
-# their bytes, math without links, Obsidian embeds (new HTML, new warnings).
-_FORMAT = 10
+# their bytes, math without links, Obsidian embeds (new HTML, new warnings); 11: each
+# file's layout.
+_FORMAT = 11
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class FileResult:
 
     cards: tuple[Card, ...]
     diagnostics: tuple[Diagnostic, ...]
+    layout: str = ""  # the layout the file was read in, for `-v`
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +139,10 @@ class Cache:
                 for i, c in enumerate(entry["cards"])
             )
             problems = tuple(Diagnostic.from_list(d) for d in entry["diagnostics"])
+            layout = str(entry["layout"])
         except (KeyError, TypeError, ValueError, OSError):
             return None
-        result = FileResult(cards, problems)
+        result = FileResult(cards, problems, layout)
         if self._memory is not None:
             self._memory[relative] = RememberedFile(key, result, media)
         return result
@@ -262,13 +265,14 @@ def write_entry(
         "media": [_stat(p) for p in _media_paths(result)],
         "cards": [_card_to_list(c) for c in result.cards],
         "diagnostics": [d.to_list() for d in result.diagnostics],
+        "layout": result.layout,
     }
     token = entry["token"] = os.urandom(8)
     write_checked(path, entry)
     cards = tuple(
         card.stored_at(StoredHtml(path, token, index)) for index, card in enumerate(result.cards)
     )
-    return FileResult(cards, result.diagnostics)
+    return FileResult(cards, result.diagnostics, result.layout)
 
 
 def _stat(path: Path) -> tuple[str, int, int]:

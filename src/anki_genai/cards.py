@@ -69,14 +69,14 @@ class Card:
         # and the file's tag) travels with its next real change, so renaming a file, moving
         # a pair or retitling a section overwrites nothing. `shown_digest` covers it all, for
         # the package, and is how a previous release's state files recorded a note.
-        content = _digest(question, answer, *own_tags)
-        shown = _digest(question, answer, context, source_file, *tags)
+        content = text_digest(question, answer, *own_tags)
+        shown = text_digest(question, answer, context, source_file, *tags)
         # The HTML is held compressed: a build of 100,000 notes would otherwise keep a
         # quarter of a gigabyte of it in memory between rendering and packaging.
         packed = zlib.compress(f"{question}\x00{answer}".encode(), 1)
         return cls(
             deck, packed, context, source_file, location, question_text, tags, explicit_id,
-            media, normalize_question(question_text), _digest(answer), content, shown,
+            media, normalize_question(question_text), text_digest(answer), content, shown,
         )  # fmt: skip
 
     def stored_at(self, where: StoredHtml) -> Card:
@@ -182,7 +182,8 @@ def safe_tag(tag: str) -> str:
     return re.sub(r"\s+", "_", tag.strip())
 
 
-def _digest(*parts: str) -> str:
+def text_digest(*parts: str) -> str:
+    """The digest a card keeps of its question and answer HTML (and tags): the state's too."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 

@@ -1,7 +1,8 @@
 """The command line: parses options, calls the library, reports once.
 
 Exit codes: 0 success (a build that skipped broken pairs still succeeds, and says so);
-1 the build failed, `check` found errors, or `--strict` found any problem; 2 the command
+1 the build failed or kept a file's notes as last built (its front matter is broken),
+`check` found errors or no card at all, or `--strict` found any problem; 2 the command
 line itself is wrong (a missing source among it); 130 interrupted by Ctrl-C.
 """
 
@@ -29,7 +30,7 @@ from anki_genai.build import (
     preview,
 )
 from anki_genai.config import is_known_encoding, load_config
-from anki_genai.errors import AnkiGenaiError, Severity
+from anki_genai.errors import AnkiGenaiError, NoCardsError, Severity
 from anki_genai.parse import Layout, ParseOptions
 from anki_genai.preview import open_in_browser
 from anki_genai.sources import PREVIEW_FILE_NAME, preview_page, source_root
@@ -213,7 +214,8 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
     if params["watch"]:
         _watch(options, lambda: once(options), again, verbosity)
         return
-    if once(options) is None:
+    result = once(options)
+    if result is None or result.failed:  # failed: a file's notes were kept as last built
         raise SystemExit(1)
 
 
@@ -236,6 +238,9 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
     report.check_result(
         collected, verbosity=verbosity, as_json=params["as_json"], strict=options.strict
     )
+    if not collected.cards:
+        report.error(NoCardsError(options.sources, len(collected.files)))
+        raise SystemExit(1)
     problems = collected.diagnostics
     if any(d.severity is Severity.ERROR or options.strict for d in problems):
         raise SystemExit(1)

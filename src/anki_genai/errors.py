@@ -68,6 +68,27 @@ class SourceError(AnkiGenaiError):
         return Diagnostic(self.location or SourceLocation(self.path, 1), self.message)
 
 
+class FrontMatterError(SourceError):
+    """A source file's front matter cannot be read: its settings (deck, tags, layout) are
+    unknown, so its notes stay as the last build made them while the other files build."""
+
+
+class NoCardsError(AnkiGenaiError):
+    """The sources give no card at all: most likely a layout the parser did not find."""
+
+    def __init__(
+        self, sources: tuple[Path, ...], files: int, diagnostics: tuple[Diagnostic, ...] = ()
+    ) -> None:
+        named = " ".join(str(s) for s in sources)
+        super().__init__(
+            f"{named}: no cards in {files} file{'' if files == 1 else 's'}; nothing written. "
+            f"`anki-genai check -v {named}` shows the layout each file was read in; mark "
+            "questions and answers (**题目：** … **答案：** …, or Q: … A: …), or choose one "
+            "with --layout"
+        )
+        self.diagnostics = diagnostics
+
+
 class UnreadableSourcesError(AnkiGenaiError):
     """Some source files cannot be read, and the user did not ask to skip them."""
 

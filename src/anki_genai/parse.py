@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anki_genai.blocks import split_blocks
-from anki_genai.errors import Diagnostic, Severity, SourceError, SourceLocation
+from anki_genai.errors import Diagnostic, FrontMatterError, SourceError, SourceLocation
 from anki_genai.layouts import find_pairs
 from anki_genai.markers import (
     Layout,
@@ -156,7 +156,12 @@ def _front_matter(
     try:
         data = yaml.safe_load(tokens[0].content)
     except yaml.YAMLError as exc:
+        # Without its settings the file's notes would change deck and lose their tags.
         line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 2
-        message = "front matter is not valid YAML; fix it or remove it"
-        return {}, [Diagnostic(SourceLocation(path, line), message, Severity.WARNING)]
+        problem = getattr(exc, "problem", None)
+        raise FrontMatterError(
+            f"front matter is not valid YAML{f' ({problem})' if problem else ''}; fix it or "
+            "remove it (until then this file's notes stay as the last build made them)",
+            SourceLocation(path, line),
+        ) from None
     return (data if isinstance(data, dict) else {}), []

@@ -53,10 +53,17 @@ def build_result(
             click.echo(_diagnostic(diagnostic), err=True)
     if quiet:
         return
+    for notice in result.notices:
+        click.echo(notice, err=True)
     if dry_run:
         _print_plan(result)
     verb = "Dry run, nothing written:" if dry_run else "Wrote" if result.written else "Up to date:"
     click.echo(f"{verb} {_summary(result)}")
+    if result.kept_notes:
+        click.echo(
+            f"  {plural(result.kept_notes, 'note')} of files that could not be used packaged "
+            "as the last build made them: Anki keeps them as they are"
+        )
     if result.moved:
         click.echo(
             f"  {plural(result.moved, 'note')} moved to another file, unchanged: Anki keeps "
@@ -156,7 +163,9 @@ def plural(count: int, word: str) -> str:
 
 def _summary(result: BuildResult) -> str:
     files, notes = plural(result.files, "file"), plural(result.note_count, "note")
-    return f"{_path(result.package_path)}: {files}, {notes} ({_counts_text(result.counts)})"
+    removed = f", {result.removed_notes} removed" if result.removed_notes else ""
+    counts = _counts_text(result.counts)
+    return f"{_path(result.package_path)}: {files}, {notes}{removed} ({counts})"
 
 
 def _counts_text(counts: Counter[Status]) -> str:
@@ -173,6 +182,9 @@ def _result_json(result: BuildResult) -> dict[str, object]:
         "written": result.written,
         "files": result.files,
         "notes": result.note_count,
+        "removed_notes": result.removed_notes,
+        "kept_notes": result.kept_notes,
+        "failed": result.failed,
         "counts": counts(result.counts),
         "moved": result.moved,
         "decks": {deck: counts(c) for deck, c in sorted(result.deck_counts.items(), key=_by_deck)},
@@ -182,6 +194,7 @@ def _result_json(result: BuildResult) -> dict[str, object]:
             if n.card is not None and n.status is Status.RENAMED
         ],
         "diagnostics": [_diagnostic_json(d) for d in result.diagnostics],
+        "notices": list(result.notices),
     }
 
 
@@ -261,10 +274,9 @@ class _FileProgress:
 def _file_line(file: FileRead) -> str:
     if file.cards is None:
         return f"{_path(file.path)}: cannot be read (see the error)"
-    parts = [plural(file.cards, "card")]
-    if file.layout is not None:
-        parts.append(f"layout {file.layout}")
-    parts.append(_size(file.size))
+    parts = [plural(file.cards, "card"), _size(file.size)]
+    if file.layout is not None:  # first: what a file gave is read with the layout it was read in
+        parts.insert(0, file.layout)
     parts.append("from the cache" if file.seconds is None else f"{file.seconds:.2f} s")
     return f"{_path(file.path)}: {', '.join(parts)}"
 

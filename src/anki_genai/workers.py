@@ -118,7 +118,8 @@ def process_file(job: FileJob, store: Store | None = None) -> Processed:
     own = document.deck or document.title or job.path.stem
     deck = file_deck(job.deck_root, own, job.relative, job.single_file)
     cards, image_problems = make_cards(document, deck, job.relative, renderer, job.root)
-    result = FileResult(tuple(cards), (*document.diagnostics, *image_problems))
+    diagnostics = (*document.diagnostics, *image_problems)
+    result = FileResult(tuple(cards), diagnostics, document.layout.value)
     if store is not None:
         # Written here, by the worker: its HTML then neither travels back nor waits in
         # the main process for packaging.
