@@ -10,16 +10,20 @@ allow them (not root, no mount), the test is skipped and says why.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from anki_genai import cli, lock
+from anki_genai.cache import CACHE_FILE_NAME
 from anki_genai.statefile import STATE_FILE_NAME
 from tests.conftest import run_cli
 
@@ -304,3 +308,70 @@ def test_a_folder_in_the_way_of_the_preview_page(tmp_path: Path) -> None:
         f"Error: {blocker}: is a file, not a folder, so cards.html cannot be written in it; "
         "move it away, or choose another place with -o\n"
     )
+
+
+def test_a_cache_that_cannot_be_saved_is_a_warning_once(tmp_path: Path) -> None:
+    """The cache only saves time: the build goes through and says, once, why the next
+    one will be slower."""
+    source, output = _project(tmp_path), tmp_path / "build"
+    output.mkdir()
+    (output / CACHE_FILE_NAME).write_text("", encoding="utf-8")  # a file where it goes
+    result = run_cli("build", source, "-o", output)
+    assert result.exit_code == 0
+    assert result.stderr == (
+        f"{output / CACHE_FILE_NAME}:1: warning: cannot save the build cache (Not a "
+        "directory); this build is complete, but the next one will read every file again\n"
+    )
+    assert "5 new" in result.stdout
+
+
+def test_a_lock_file_that_cannot_be_made_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    source = _project(tmp_path)
+    lock_file = lock.lock_path(source)
+    lock_file.mkdir()  # a folder in its place
+    result = run_cli("build", source, "-o", tmp_path / "build")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {lock_file}: is a folder, where the lock file should be; move it away, "
+        "or set TMPDIR to a folder you can write, and build again\n"
+    )
+    assert not (tmp_path / "build").exists()
+
+
+def test_an_os_error_no_stage_expected_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line's last resort: the machine's fault is told, not shown as a bug."""
+    source = _project(tmp_path)
+
+    def failing_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(source / "notes.md"))
+
+    monkeypatch.setattr(cli, "check", failing_disk)
+    result = run_cli("check", source)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {source / 'notes.md'}: Input/output error\n"
+
+
+def test_forget_removed_on_read_only_sources(tmp_path: Path) -> None:
+    """forget-removed writes only the state: on read-only sources it says so, in one line."""
+    source, output = _project(tmp_path), tmp_path / "build"
+    assert _cli("build", source, "-o", output).returncode == 0
+    notes = source / "notes.md"
+    notes.write_text(NOTES.split("## 5")[0], encoding="utf-8")  # the fifth pair goes
+    assert _cli("build", source, "-o", output).returncode == 0
+    before = Snapshot(source, output)
+    with _read_only(source):
+        result = _cli("forget-removed", source)
+    _failed_with(
+        result,
+        f"{source / STATE_FILE_NAME}: cannot write the state file: the file system is "
+        f"read-only; make {source} writable: the state file, which keeps each note's "
+        "identity, lives beside the sources",
+    )
+    assert before.unchanged()
