@@ -31,7 +31,9 @@ from anki_genai.store import (
 )
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
-_FORMAT = 9  # entries hold a token since 8, a card's content digest since 9
+# Entries hold a token since 8, a card's content digest since 9; 10: media checked by
+# their bytes, math without links, Obsidian embeds (new HTML, new warnings).
+_FORMAT = 10
 
 
 @dataclass(frozen=True, slots=True)

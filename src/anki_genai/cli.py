@@ -107,6 +107,18 @@ def _source_options(command: F) -> F:
     return command
 
 
+def _package_output_option(help: str) -> Callable[[F], F]:
+    """-o for the commands that write or read the build's package."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+        default=Path("build"),
+        show_default=True,
+        help=help,
+    )
+
+
 _wait_option = click.option(
     "--wait",
     type=click.FloatRange(min=0),
@@ -155,14 +167,7 @@ def main() -> None:
 
 @main.command("build", short_help="Build an Anki package from the notes.")
 @_source_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("build"),
-    show_default=True,
-    help="Folder for the package, or a file name ending in .apkg (any case).",
-)
+@_package_output_option("Folder for the package, or a file name ending in .apkg (any case).")
 @click.option(
     "--strict", is_flag=True, help="Fail, writing nothing, if the sources have any problem."
 )
@@ -292,6 +297,10 @@ def forget_removed_command(
     start = time.perf_counter()
     path, gone = _run(lambda: forget_removed(_sources_or_default(sources), wait, dry_run))
     report.forgotten(path, gone, dry_run=dry_run, verbosity=verbosity)
+    _report_time(start, verbosity)
+
+
+def _report_time(start: float, verbosity: report.Verbosity) -> None:
     if verbosity is report.Verbosity.VERBOSE:
         report.message(f"Done in {time.perf_counter() - start:.2f} s.", verbosity=verbosity)
 
@@ -299,15 +308,9 @@ def forget_removed_command(
 @main.command("pull", short_help="Bring edits made in Anki back to the notes.")
 @click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_source_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("build"),
-    show_default=True,
-    help="The build's output folder (or .apkg), where the last package is.",
-)
+@_package_output_option("The build's output folder (or .apkg), where the last package is.")
 @click.option("--apply", is_flag=True, help="Write the edits into the Markdown.")
+@_verbosity_options
 @click.pass_context
 def pull_command(ctx: click.Context, /, **params: Any) -> None:
     """List notes edited in Anki since the last build; with --apply, write them back.
@@ -318,10 +321,13 @@ def pull_command(ctx: click.Context, /, **params: Any) -> None:
     from anki_genai.sync.pull import pull
     from anki_genai.sync.report import report_pull
 
+    verbosity = _verbosity(params)
     export, apply = params.pop("export"), params.pop("apply")
     options = _options(ctx, params)
+    start = time.perf_counter()
     result = _run(lambda: pull(export, options, apply=apply))
-    report_pull(result)
+    report_pull(result, verbosity=verbosity)
+    _report_time(start, verbosity)
     if result.exit_code:
         raise SystemExit(result.exit_code)
 
@@ -329,15 +335,9 @@ def pull_command(ctx: click.Context, /, **params: Any) -> None:
 @main.command("push", short_help="Update a closed Anki collection in place.")
 @click.argument("collection", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_source_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("build"),
-    show_default=True,
-    help="Folder for the package, or a file name ending in .apkg.",
-)
+@_package_output_option("Folder for the package, or a file name ending in .apkg (any case).")
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@_verbosity_options
 @click.pass_context
 def push_command(ctx: click.Context, /, **params: Any) -> None:
     """Build, then bring COLLECTION (a profile's collection.anki2, Anki closed) up to date:
@@ -348,9 +348,12 @@ def push_command(ctx: click.Context, /, **params: Any) -> None:
     from anki_genai.sync.push import push
     from anki_genai.sync.report import report_push
 
+    verbosity = _verbosity(params)
     path, dry_run = params.pop("collection"), params.pop("dry_run")
     options = _options(ctx, params)
-    report_push(_run(lambda: push(path, options, dry_run=dry_run)))
+    start = time.perf_counter()
+    report_push(_run(lambda: push(path, options, dry_run=dry_run)), verbosity=verbosity)
+    _report_time(start, verbosity)
 
 
 # --- options -----------------------------------------------------------------------------------

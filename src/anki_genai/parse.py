@@ -57,15 +57,18 @@ class ParsedDocument:
 
 
 def markdown_parser() -> MarkdownIt:
-    """Return the parser every stage shares: CommonMark, GFM tables and strikethrough, math."""
+    """Return the parser every stage shares: CommonMark, GFM tables and strikethrough, math,
+    Obsidian's `![[embeds]]` and `[[links]]`, Anki's `[sound:…]`."""
     # Imported here: a rebuild that finds every file in the cache never parses Markdown.
     from markdown_it import MarkdownIt
     from mdit_py_plugins.dollarmath import dollarmath_plugin
     from mdit_py_plugins.front_matter import front_matter_plugin
 
+    from anki_genai.embeds import embeds_plugin
+
     md = MarkdownIt("commonmark", {"html": True, "maxNesting": MAX_NESTING})
     md.enable(["table", "strikethrough"])
-    md.use(front_matter_plugin)
+    md.use(front_matter_plugin).use(embeds_plugin)
     # No space inside the dollars and no digit right after the closing one, so that
     # "costs $5 and $10" stays text while $x_1$ is math.
     return md.use(dollarmath_plugin, allow_space=False, allow_digits=False, allow_labels=False)
