@@ -89,8 +89,8 @@ def test_exception_while_writing_keeps_the_previous_package_and_state(
 
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: {package}: cannot write the package (No space left on device); "
-        "choose a writable output with -o\n"
+        f"Error: {package}: cannot write the package: the disk is full; "
+        "free some space on it and build again\n"
     )
     assert package.read_bytes() == package_before
     assert _state(project).read_bytes() == state_before
@@ -281,7 +281,10 @@ def test_unwritable_output_is_reported(project: Path) -> None:
     blocker.write_text("", encoding="utf-8")
     result = run_cli("build", project / "source", "-o", blocker / "deck.apkg")
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: {blocker / 'deck.apkg'}: cannot write the package")
+    assert result.stderr == (
+        f"Error: {blocker}: is a file, not a folder, so deck.apkg cannot be written in it; "
+        "move it away, or choose another output with -o\n"
+    )
     assert not _state(project).exists()
 
 

@@ -23,7 +23,9 @@ from anki_genai.errors import (
     Diagnostic,
     FrontMatterError,
     NoCardsError,
+    Severity,
     SourceError,
+    SourceLocation,
     StrictModeError,
     UnreadableSourcesError,
 )
@@ -206,7 +208,7 @@ def build(
         _remember(cache, options, sources, collected, result, state_digest)
         if memo is not None:
             memo.state = (state_digest, plan.state)
-        return replace(result, written=written)
+        return replace(result, written=written, diagnostics=_with_cache_problem(result, cache))
 
 
 def collect(
@@ -371,6 +373,19 @@ def _remember(
     inputs = _inputs_digest(options, sources, state_digest)
     cache.remember_build(inputs, result.package_path, result.summary(), media)
     cache.save()
+
+
+def _with_cache_problem(result: BuildResult, cache: Cache) -> tuple[Diagnostic, ...]:
+    """The build's problems, and a warning if its cache could not be saved (once a build:
+    it is correct, only the next one is slower)."""
+    if cache.write_failure is None or cache.folder is None:
+        return result.diagnostics
+    message = (
+        f"cannot save the build cache ({cache.write_failure}); this build is complete, "
+        "but the next one will read every file again"
+    )
+    problem = Diagnostic(SourceLocation(cache.folder, 1), message, Severity.WARNING)
+    return (*result.diagnostics, problem)
 
 
 def _plan(

@@ -8,7 +8,6 @@ never an error; deleting it is always safe.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -95,6 +94,7 @@ class Cache:
         self._fresh: dict[str, tuple[str, FileResult]] = {}  # relative -> (key, result)
         self._keep: set[str] | None = None  # the files still in the sources
         self._index_changed = False
+        self.write_failure: str | None = None  # why the cache could not be saved, if so
         index = self._read("index.json")
         if isinstance(index.get("package"), dict) and isinstance(index.get("last"), dict):
             self.package, self.last = index["package"], index["last"]
@@ -224,7 +224,7 @@ class Cache:
         if self.folder is None:
             return
         files = self.folder / "files"
-        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+        try:  # a cache that cannot be written is only slower: the build says so, and goes on
             files.mkdir(parents=True, exist_ok=True)
             # One small file per source file: a rebuild rewrites only the entries that
             # changed, and never holds the whole cache as one document.
@@ -244,6 +244,8 @@ class Cache:
                 atomic_write(
                     self.folder / "index.json", functools.partial(dump_json, index), durable=False
                 )
+        except OSError as exc:
+            self.write_failure = exc.strerror or str(exc)
         self._fresh.clear()
 
 

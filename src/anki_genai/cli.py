@@ -9,7 +9,9 @@ line itself is wrong (a missing source among it); 130 interrupted by Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +32,7 @@ from anki_genai.build import (
     preview,
 )
 from anki_genai.config import is_known_encoding, load_config
-from anki_genai.errors import AnkiGenaiError, NoCardsError, Severity
+from anki_genai.errors import AnkiGenaiError, NoCardsError, Severity, os_error
 from anki_genai.parse import Layout, ParseOptions
 from anki_genai.preview import open_in_browser
 from anki_genai.sources import PREVIEW_FILE_NAME, preview_page, source_root
@@ -54,6 +56,13 @@ class _Commands(click.Group):
             # Every file is written to a temporary name and renamed into place.
             click.echo("Interrupted; no file was left half-written.", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # stdout closed early (`| head`): click ends quietly
+            # The stages turn the OS errors they expect into messages; one they did not
+            # is still the machine's doing (a disk, a permission), not a bug to show.
+            report.error(os_error(exc))
+            raise click.exceptions.Exit(1) from None
 
 
 def _source_options(command: F) -> F:
@@ -147,6 +156,12 @@ def main() -> None:
     source/. Options you would repeat can live in anki-genai.toml in the source folder;
     options on the command line win.
     """
+    if hasattr(signal, "SIGXFSZ"):
+        # Past a file-size limit (`ulimit -f`) a write should fail with EFBIG, which we
+        # report, rather than end the process. CPython ignores the signal already; an
+        # embedding interpreter may not.
+        with contextlib.suppress(ValueError):  # only the main thread may set it
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     if os.environ.get("NO_COLOR"):  # https://no-color.org: any non-empty value
         click.get_current_context().color = False
 

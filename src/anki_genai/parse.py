@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anki_genai.blocks import split_blocks
+from anki_genai.blocks import MAX_NESTING, TOO_DEEP, nesting_cuts, split_blocks
 from anki_genai.errors import Diagnostic, FrontMatterError, SourceError, SourceLocation
 from anki_genai.layouts import find_pairs
 from anki_genai.markers import (
@@ -66,7 +66,8 @@ def markdown_parser() -> MarkdownIt:
 
     from anki_genai.embeds import embeds_plugin
 
-    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md = MarkdownIt("commonmark", {"html": True, "maxNesting": MAX_NESTING})
+    md.enable(["table", "strikethrough"])
     md.use(front_matter_plugin).use(embeds_plugin)
     # No space inside the dollars and no digit right after the closing one, so that
     # "costs $5 and $10" stays text while $x_1$ is math.
@@ -111,7 +112,12 @@ def parse_markdown(
         options.answer_words + _words(settings.get("answer_words")),
     )
     builder = find_pairs(list(split_blocks(tokens, md, env)), path, options)
-    diagnostics = problems + sorted(builder.diagnostics, key=lambda d: d.location.line)
+    deep = [  # where a pair was left with no answer by it, the pair has said so
+        Diagnostic(SourceLocation(path, line), TOO_DEEP)
+        for line in nesting_cuts(tokens)
+        if line not in builder.cuts_reported
+    ]
+    diagnostics = problems + sorted([*builder.diagnostics, *deep], key=lambda d: d.location.line)
     deck = settings.get("deck") or (settings.get("title") if builder.title is None else None)
     return ParsedDocument(
         path=path,

@@ -11,6 +11,7 @@ sorted by GUID, so a diff shows exactly the notes that changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -20,8 +21,8 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
 
-from anki_genai.atomic import atomic_write
-from anki_genai.errors import AnkiGenaiError, StateError
+from anki_genai.atomic import staged_write, unwritable_folder
+from anki_genai.errors import StateError, write_error
 
 STATE_FILE_NAME = "anki-genai-state.json"
 STATE_BACKUP_NAME = "anki-genai-state.backup.json"  # in the output folder
@@ -228,8 +229,30 @@ def _record_from_json(entry: Mapping[str, Any], known: Mapping[str, str]) -> Not
 
 def save_state(state: State, path: Path) -> str:
     """Write the state file atomically (a crash leaves the old file or the new one); return
-    the SHA-256 of what was written.
+    the SHA-256 of what was written."""
+    with staged_save(state, path) as (commit, digest):
+        commit()
+    return digest
 
+
+def save_with_backup(state: State, path: Path, backup_folder: Path) -> str:
+    """Save the state over the file at `path`, first copying that file, the last good
+    state, into `backup_folder`; return the new file's SHA-256."""
+    with staged_save(state, path, backup_folder) as (commit, digest):
+        commit()
+    return digest
+
+
+@contextlib.contextmanager
+def staged_save(
+    state: State, path: Path, backup_folder: Path | None = None
+) -> Iterator[tuple[Callable[[], None], str]]:
+    """Write the new state file (and, into `backup_folder`, a copy of the one at `path`,
+    the last good state) under temporary names; yield the function that puts them in place,
+    and the new file's SHA-256. Nothing is replaced unless that function is called.
+
+    Staged first, a state that cannot be written stops a build before its package is
+    replaced. The backup lives with the outputs, for when the committed state gets mangled.
     The text is made a line at a time as it is written and hashed: a large state is never
     held whole in memory.
     """
@@ -240,22 +263,66 @@ def save_state(state: State, path: Path) -> str:
             digest.update(chunk.encode())
             handle.write(chunk)
 
-    atomic_write(path, write)
-    return digest.hexdigest()
+    def copy_old(handle: IO[bytes]) -> None:
+        with path.open("rb") as old:
+            shutil.copyfileobj(old, handle)
+
+    advice = _state_advice(path)
+    with contextlib.ExitStack() as staged:
+        commits = []
+        if backup_folder is not None and path.exists():
+            backup = backup_folder / STATE_BACKUP_NAME
+            commits.append(
+                _stage(staged, backup, copy_old, "the state backup", _OUTPUT_ADVICE, binary=True)
+            )
+        commits.append(_stage(staged, path, write, "the state file", advice))
+
+        def commit_all() -> None:
+            for commit in commits:
+                commit()
+
+        yield commit_all, digest.hexdigest()
 
 
-def save_with_backup(state: State, path: Path, backup_folder: Path) -> str:
-    """Save the state over the file at `path`, first copying that file, the last good
-    state, into `backup_folder`; return the new file's SHA-256.
+def check_writable(path: Path) -> None:
+    """Fail, naming the state file, if its folder cannot be written (read-only, no permission)."""
+    problem = unwritable_folder(path.parent)
+    if problem is not None:
+        raise write_error(path, problem, "the state file", _state_advice(path))
 
-    The backup lives with the outputs, for when the committed state gets mangled.
-    """
-    if path.exists():
-        shutil.copyfile(path, backup_folder / STATE_BACKUP_NAME)
+
+def _state_advice(path: Path) -> str:
+    return (
+        f"make {path.parent} writable: the state file, which keeps each note's identity, "
+        "lives beside the sources"
+    )
+
+
+def _stage(
+    stack: contextlib.ExitStack[Any],
+    path: Path,
+    fill: Callable[[IO[Any]], None],
+    what: str,
+    advice: str,
+    binary: bool = False,
+) -> Callable[[], None]:
+    """Stage `path` on `stack` and return the function that renames it into place; a
+    failure of either is reported as one line naming `path`."""
     try:
-        return save_state(state, path)
+        commit = stack.enter_context(staged_write(path, fill, binary=binary))
     except OSError as exc:
-        raise AnkiGenaiError(f"{path}: cannot write the state file ({exc.strerror})") from None
+        raise write_error(path, exc, what, advice) from None
+
+    def checked_commit() -> None:
+        try:
+            commit()
+        except OSError as exc:
+            raise write_error(path, exc, what, advice) from None
+
+    return checked_commit
+
+
+_OUTPUT_ADVICE = "choose another output with -o"
 
 
 def _chunks(state: State) -> Iterator[str]:

@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -24,7 +24,7 @@ from anki_genai.apkg import deflate
 from anki_genai.apkg.collection import CollectionWriter, PackagedNote
 from anki_genai.apkg.kept import KeptCollection, what_note_holds
 from anki_genai.apkg.notetype import NOTE_TYPE_ID, note_type_digest
-from anki_genai.atomic import atomic_write
+from anki_genai.atomic import staged_write
 from anki_genai.media import MediaFile
 
 if TYPE_CHECKING:
@@ -48,9 +48,14 @@ def content_digest(notes: Sequence[PackagedNote], note_type_mod: int) -> str:
 
 
 def write_package(
-    notes: Sequence[PackagedNote], note_type_mod: int, path: Path, keep: Path | None = None
+    notes: Sequence[PackagedNote],
+    note_type_mod: int,
+    path: Path,
+    keep: Path | None = None,
+    before_replacing: Callable[[], None] = lambda: None,
 ) -> None:
-    """Write `notes` to an `.apkg` at `path`; the old file stays until the new one is whole.
+    """Write `notes` to an `.apkg` at `path`; the old file stays until the new one is whole,
+    and until `before_replacing` has returned (it may stage files to be replaced with it).
 
     With `keep`, a folder, the package's collection is also kept there, and the next package
     starts from it: only the notes that changed are written again.
@@ -86,7 +91,9 @@ def write_package(
             write = functools.partial(
                 _write_zip, collection=collection, media=shipped, deflater=deflater
             )
-            atomic_write(path, write, binary=True)
+            with staged_write(path, write, binary=True) as replace_old:
+                before_replacing()
+                replace_old()
         if keep is not None:
             recorded = (segments, deflater.segments) if segments and deflater.recorded else None
             KeptCollection.keep(keep, writer, collection, held, note_ids, recorded)
