@@ -87,6 +87,8 @@ class BuildResult:
     note_count: int = 0  # notes from the sources (removed ones not counted)
     deck_counts: dict[str, Counter[Status]] = field(default_factory=dict)
     moved: int = 0  # unchanged notes now in another file
+    # What reading the state file set right (a merge conflict, a repeated GUID); written so.
+    state_repairs: tuple[statefile.Repair, ...] = ()
 
     def summary(self) -> dict[str, object]:
         """What a later unchanged rebuild reports again without redoing the work."""
@@ -178,8 +180,8 @@ def build(
             return unchanged
         in_cache = memo is None and not options.dry_run  # cards' HTML waits there, not in memory
         collected = collect(options, progress, cache, sources, in_cache, workers)
-        plan, state_changed = _plan(collected, options, state_path, state_digest, memo)
-        result = _result(collected, plan, state_path)
+        plan, state_changed, repairs = _plan(collected, options, state_path, state_digest, memo)
+        result = replace(_result(collected, plan, state_path), state_repairs=repairs)
         if options.strict and result.diagnostics:
             raise StrictModeError(result.diagnostics)
         if options.dry_run:
@@ -358,8 +360,9 @@ def _plan(
     state_path: Path,
     state_digest: str | None,
     memo: BuildMemo | None,
-) -> tuple[Plan, bool]:
-    """Match the cards against the state; return the plan and whether the state changes.
+) -> tuple[Plan, bool, tuple[statefile.Repair, ...]]:
+    """Match the cards against the state; return the plan, whether the state changes, and
+    what reading it set right.
 
     The state read here is let go on return: tens of megabytes for a large collection,
     not needed while packaging.
@@ -374,8 +377,10 @@ def _plan(
     decks = {card.deck for card in collected.cards}
     package_path = output_path(options.output, collected.root, decks)
     plan = plan_notes(collected.cards, state, state_path, package_path, collected.scope)
-    # Compared as data, not as text: a state that says the same is not rewritten.
-    return plan, state_digest is None or plan.state != state
+    # Compared as data, not as text: a state that says the same is not rewritten, unless
+    # reading it had to set something right.
+    changed = state_digest is None or plan.state != state or bool(state.repairs)
+    return plan, changed, state.repairs
 
 
 def _result(collected: Collected, plan: Plan, state_path: Path) -> BuildResult:
