@@ -1,4 +1,5 @@
-"""Git's conflict markers in a text file: the two versions they hold, told apart.
+"""Git's conflict markers in the state file: the two versions they hold, told apart and
+merged.
 
 `git merge` leaves a file it could not merge with both versions of each conflicting part:
 
@@ -12,7 +13,8 @@
 
 The lines outside the markers belong to both versions, so each version is rebuilt whole:
 the lines around, plus its own side of every conflict. The ancestor's lines belong to
-neither.
+neither. Read as two states, the versions merge note by note: every note of either, and of
+a note on both, the record changed last, which is the one Anki holds if both were imported.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from anki_genai.errors import SourceLocation
+from anki_genai.staterecords import Repair, State
 
 # A numbered line: (1-based line number in the conflicted file, its text).
 NumberedLine = tuple[int, str]
@@ -110,3 +115,32 @@ def _marker(line: str) -> _Part | None:
         if line.startswith(start) and (part is not _Part.THEIRS or line.strip() == start):
             return part
     return None
+
+
+def merge_sides(ours: State, theirs: State, where: SourceLocation, conflicts: int) -> State:
+    """The state both versions hold together, with a repair saying so at `where`."""
+    notes = dict(ours.notes)
+    differing = 0
+    for guid, record in theirs.notes.items():
+        mine = notes.get(guid)
+        if mine is None:
+            notes[guid] = record
+        elif mine != record:
+            differing += 1
+            if record.mod > mine.mod:  # on a tie, ours: the branch being merged into
+                notes[guid] = record
+    later = theirs if theirs.note_type_mod > ours.note_type_mod else ours
+    resolved = Repair(
+        where,
+        f"resolved git's merge conflict ({conflicts} {'part' if conflicts == 1 else 'parts'}): "
+        f"kept the notes of both sides and, of the {differing} on both that differ, the "
+        "record changed last",
+        merge_conflict=True,
+    )
+    return State(
+        notes,
+        later.note_type_digest,
+        later.note_type_mod,
+        ours.project_id or theirs.project_id,  # both have one unless the project is new
+        tuple(dict.fromkeys((*ours.repairs, *theirs.repairs, resolved))),
+    )

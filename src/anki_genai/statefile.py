@@ -20,7 +20,6 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
@@ -30,67 +29,37 @@ from anki_genai.conflicts import (
     ConflictMarkerError,
     NumberedLine,
     has_conflict_marker,
+    merge_sides,
     split_conflict,
 )
 from anki_genai.errors import AnkiGenaiError, SourceLocation, StateError
+from anki_genai.staterecords import (
+    NoteRecord,
+    Repair,
+    State,
+    drop_tombstones,
+    legacy_project_id,
+)
+
+__all__ = [
+    "STATE_BACKUP_NAME",
+    "STATE_FILE_NAME",
+    "NoteRecord",
+    "Repair",
+    "State",
+    "drop_tombstones",
+    "file_digest",
+    "legacy_project_id",
+    "load_state",
+    "save_state",
+    "save_with_backup",
+]
 
 STATE_FILE_NAME = "anki-genai-state.json"
 STATE_BACKUP_NAME = "anki-genai-state.backup.json"  # in the output folder
 STATE_FORMAT = "anki-genai state"
 STATE_VERSION = 2
-_READ_VERSIONS = (1, 2)  # version 1: one JSON document, written until 2025-07
-
-
-@dataclass(frozen=True, slots=True)
-class NoteRecord:
-    """What the state file remembers of one note."""
-
-    guid: str
-    question: str  # plain question text, for matching edited questions
-    answer: str  # digest of the answer, a hint when the question was edited
-    digest: str  # digest of everything the note shows; a change means a new mod
-    mod: int
-    file: str  # source file, relative to the state file's folder
-    removed: bool = False
-    # Only for removed notes: what keeps being packaged so the removal tag reaches Anki.
-    deck: str = ""
-    fields: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Repair:
-    """Something wrong in the state file that reading set right; the next save writes it so."""
-
-    location: SourceLocation
-    message: str
-    merge_conflict: bool = False  # git's markers: once written, the user `git add`s the file
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class State:
-    """Every note the previous builds made, the note type's last change, and the project's
-    id, from which new notes' GUIDs are made (empty until the first build makes one)."""
-
-    notes: Mapping[str, NoteRecord] = field(default_factory=dict)
-    note_type_digest: str = ""
-    note_type_mod: int = 0
-    project_id: str = ""
-    # What reading set right: not part of what the state says, but it must be written.
-    repairs: tuple[Repair, ...] = field(default=(), compare=False)
-
-    @property
-    def latest_mod(self) -> int:
-        return max([self.note_type_mod, *(n.mod for n in self.notes.values())])
-
-
-def drop_tombstones(state: State) -> tuple[State, int]:
-    """Forget removed notes (after the user deleted them in Anki); return how many."""
-    kept = {guid: r for guid, r in state.notes.items() if not r.removed}
-    return replace(state, notes=kept), len(state.notes) - len(kept)
+_READ_VERSIONS = (1, 2)  # version 1: one JSON document, a line per note
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -238,10 +207,26 @@ class _Notes:
     def add(self, record: NoteRecord, number: int) -> None:
         kept = self.records.get(record.guid)
         if kept is not None:
+            if kept.question != record.question:
+                raise self._two_notes_one_guid(kept, record, number)
+            # The same note twice (a copied line): its later record is what Anki has.
             self.repeated.append((number, record.guid))
             if record.mod <= kept.mod:
                 return
         self.records[record.guid] = record
+
+    def _two_notes_one_guid(self, kept: NoteRecord, record: NoteRecord, number: int) -> StateError:
+        """Two questions under one GUID: only one of them is that note in Anki, and which
+        one the file cannot tell, so guessing could send the other one as a duplicate."""
+        first = _first_line_naming(self.path, record.guid)
+        return StateError(
+            f"{self.path}:{number}: note {record.guid} is recorded here a second time, for "
+            f"another question ({_short(record.question)} here, {_short(kept.question)} at "
+            f"{f'line {first}' if first else 'an earlier line'}): a line was copied or edited "
+            "by hand. Delete the line whose question is not that note's in Anki, or put back "
+            f"the last good copy, from version control or the backup in the output folder "
+            f"({STATE_BACKUP_NAME})."
+        )
 
     def state(self, header: Mapping[str, Any]) -> State:
         digest, mod = header["note_type"]
@@ -261,17 +246,15 @@ class _Notes:
         return State(self.records, digest, mod, project, repairs)
 
 
-def legacy_project_id(records: Mapping[str, NoteRecord], note_type_mod: int) -> str:
-    """The project id of a state written before there were ids ("" without notes).
+def _first_line_naming(path: Path, guid: str) -> int | None:
+    """The number of the first line of the file that records `guid` (an error's detail)."""
+    needle = f'"guid": {json.dumps(guid, ensure_ascii=False)}'
+    with path.open(encoding="utf-8") as handle:
+        return next((n for n, line in enumerate(handle, 1) if needle in line), None)
 
-    Made from what every branch of the project shares, the oldest note and the note type's
-    last change, so two branches that upgrade give the same id and their state files merge.
-    """
-    if not records:
-        return ""
-    oldest = min(records.values(), key=lambda r: (r.mod, r.guid))
-    seed = f"anki-genai project\x1f{note_type_mod}\x1f{oldest.guid}"
-    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+def _short(text: str, limit: int = 40) -> str:
+    return json.dumps(text if len(text) <= limit else text[: limit - 1] + "…", ensure_ascii=False)
 
 
 def _read_document(path: Path, decode: Callable[[str], Any]) -> State:
@@ -319,31 +302,7 @@ def _read_conflicted(path: Path, decode: Callable[[str], Any]) -> State:
             f"{path}:{sides.first_line}: git left conflict markers in a state file laid out "
             f"by hand, which cannot be read around them. {_RESTORE}"
         ) from None
-    notes = dict(ours.notes)
-    differing = 0
-    for guid, record in theirs.notes.items():
-        mine = notes.get(guid)
-        if mine is None:
-            notes[guid] = record
-        elif mine != record:
-            differing += 1
-            if record.mod > mine.mod:
-                notes[guid] = record
-    later = theirs if theirs.note_type_mod > ours.note_type_mod else ours
-    resolved = Repair(
-        SourceLocation(path, sides.first_line),
-        f"resolved git's merge conflict ({sides.conflicts} "
-        f"{'part' if sides.conflicts == 1 else 'parts'}): kept the notes of both sides and, "
-        f"of the {differing} on both that differ, the record changed last",
-        merge_conflict=True,
-    )
-    return State(
-        notes,
-        later.note_type_digest,
-        later.note_type_mod,
-        ours.project_id or theirs.project_id,
-        tuple(dict.fromkeys((*ours.repairs, *theirs.repairs, resolved))),
-    )
+    return merge_sides(ours, theirs, SourceLocation(path, sides.first_line), sides.conflicts)
 
 
 def _damaged(path: Path, line: int | None, problem: str) -> StateError:
