@@ -103,6 +103,15 @@ def _base(repo: Repo, anki: AnkiCollection) -> dict[str, object]:
     return dict(anki.history())
 
 
+def _edit_in_anki(anki: AnkiCollection, question: str, answer: str) -> str:
+    """Change a note's answer as the user would on the phone; return its GUID."""
+    (guid,) = [g for g, f in anki.notes().items() if f["Question"] == question]
+    note = anki.note_by_guid(guid)
+    note["Answer"] = answer
+    anki.col.update_note(note)
+    return guid
+
+
 def _new_lines_share_a_gap(base: set[str], *branches: set[str]) -> bool:
     """Whether notes added on two branches fall between the same two lines of the base,
     which git cannot merge (the file is sorted by GUID)."""
@@ -133,6 +142,7 @@ def test_branches_adding_notes_in_different_files_merge_without_conflict(
     repo = Repo(tmp_path)
     history = _base(repo, anki)
     base = set(state_notes(repo.state))
+    edited = _edit_in_anki(anki, "模型的第2个问题？", "手机上改过的答案")
     repo.branch("go")
     repo.write("go.md", "# 协程\n\n" + _pairs("协程", range(1, 4)))
     repo.build()
@@ -160,6 +170,7 @@ def test_branches_adding_notes_in_different_files_merge_without_conflict(
     assert (log.new, log.updated, log.duplicate, log.conflicting) == (6, 0, 16, 0)
     _assert_imported_once(anki, repo.state)
     assert {g: h for g, h in anki.history().items() if g in base} == history
+    assert anki.notes()[edited]["Answer"] == "手机上改过的答案"  # the edit made in Anki stays
 
 
 def test_branches_adding_notes_in_the_same_file_merge_without_conflict(
@@ -346,6 +357,7 @@ def test_a_version_1_state_file_upgrades_keeping_every_guid_and_mod(
     result = run_cli("build", project, "-o", package)
     assert result.exit_code == 0, result.output
     assert "5 notes (0 new, 0 changed, 5 unchanged)" in result.stdout
+    assert (project / STATE_FILE_NAME).read_text(encoding="utf-8") == old_text  # untouched
     assert anki.import_package(package).new == 5
     assert {g: n.mod for g, n in _anki_notes(anki).items()} == {g: r["mod"] for g, r in old.items()}
     anki.review_all()
@@ -429,3 +441,21 @@ def test_conflict_markers_that_do_not_pair_up_stop_at_their_line(tmp_path: Path)
     with pytest.raises(StateError) as caught:
         statefile.load_state(path)
     assert str(caught.value).startswith(f"{path}:2: git's conflict markers do not pair up")
+
+
+def test_a_state_file_added_on_both_branches_resolves_to_both(tmp_path: Path) -> None:
+    """A project started on two branches at once (each first build wrote the state file,
+    with its own project id): the conflict over the whole file resolves to every note of
+    both, under the id of the branch merged into."""
+    texts = []
+    for project, guids in (("ours-id", ("a", "c")), ("theirs-id", ("b", "c"))):
+        path = tmp_path / f"{project}.json"
+        notes = {g: _record(g, f"问题{g}", 100 if project == "ours-id" else 200) for g in guids}
+        statefile.save_state(State(notes, "nt", 5, project), path)
+        texts.append(path.read_text(encoding="utf-8"))
+    conflicted = tmp_path / STATE_FILE_NAME
+    conflicted.write_text(_merge_file(tmp_path, "", *texts, "merge"), encoding="utf-8")
+
+    state = statefile.load_state(conflicted)
+    assert (sorted(state.notes), state.project_id) == (["a", "b", "c"], "ours-id")
+    assert state.notes["c"].mod == 200
