@@ -412,12 +412,15 @@ def test_a_damaged_state_is_restored_from_the_package(
 
 
 def test_state_file_is_sorted_json_with_a_version(notes: Project) -> None:
-    """The state file is human-readable JSON, one entry per note, sorted by GUID."""
-    data = json.loads(notes.state_file.read_text(encoding="utf-8"))
-    assert data["version"] == 1
-    guids = [entry["guid"] for entry in data["notes"]]
+    """The state file is human-readable JSON, a header line with its version and the
+    project's id, then one line per note, sorted by GUID."""
+    lines = notes.state_file.read_text(encoding="utf-8").split("\n")
+    assert lines.pop() == ""
+    header, *entries = map(json.loads, lines)
+    assert header["version"] == 2 and len(header["project"]) == 16
+    guids = [entry["guid"] for entry in entries]
     assert guids == sorted(guids) and len(guids) == 3
-    assert {e["question"] for e in data["notes"]} == set(notes.guids)
+    assert {e["question"] for e in entries} == set(notes.guids)
     assert notes.state_file.stat().st_mode & 0o044, "others (and git) can read the state file"
 
 

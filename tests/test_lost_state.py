@@ -4,6 +4,7 @@ history moves. With nothing to restore from, the build says every note goes as n
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -108,7 +109,11 @@ def test_a_deleted_state_file_is_restored_from_the_last_package(notes: Notes) ->
         f"{notes.state} was missing: restored the notes' identities from {notes.package}"
     ]
     assert "2 files, 6 notes (0 new, 0 changed, 6 unchanged)" in result.stdout
-    assert notes.state.read_bytes() == state_before  # written again, record for record
+    # Written again, record for record; only the project id (for GUIDs of notes still to
+    # come) is new, as a first build's only copy was the lost file.
+    restored = notes.state.read_text("utf-8").splitlines()
+    assert restored[1:] == state_before.decode().splitlines()[1:]
+    assert json.loads(restored[0])["project"] != json.loads(state_before.splitlines()[0])["project"]
     notes.assert_nothing_changed_in_anki()
 
 
@@ -202,20 +207,19 @@ def test_a_damaged_state_is_restored_and_kept_beside_as_damaged(notes: Notes) ->
     notes.assert_nothing_changed_in_anki()
 
 
-def test_a_damaged_state_with_only_the_backup_is_restored_from_it(notes: Notes) -> None:
-    """The backup alone (package deleted) is enough for the notes it knows."""
+def test_a_backup_without_its_package_is_not_trusted(notes: Notes) -> None:
+    """The backup alone (package deleted) may be another project's that shares the output
+    folder: a damaged state then stops the build, and nothing is changed."""
     notes.built_and_studied()
     assert notes.build().exit_code == 0  # type: ignore[attr-defined]
-    backup = notes.out / STATE_BACKUP_NAME
-    notes.state.replace(backup)  # the backup is the state before the last build: here the same
-    notes.state.write_text('{"format": "anki-genai state", "version": 1, "notes": [', "utf-8")
+    damaged = '{"format": "anki-genai state", "version": 1, "notes": ['
+    notes.state.write_text(damaged, "utf-8")
     notes.package.unlink()
 
     result = notes.build()
-    assert result.exit_code == 0, result.output
-    assert f"restored it from {backup};" in result.stderr
-    assert "(0 new, 0 changed, 6 unchanged)" in result.stdout
-    notes.assert_nothing_changed_in_anki()
+    assert result.exit_code == 1
+    assert "the state file is damaged" in result.stderr
+    assert notes.state.read_text("utf-8") == damaged
 
 
 def test_a_damaged_state_with_nothing_to_restore_from_still_stops(notes: Notes) -> None:
@@ -231,17 +235,20 @@ def test_a_damaged_state_with_nothing_to_restore_from_still_stops(notes: Notes) 
 
 
 def test_a_lost_state_is_restored_by_a_build_of_one_file_too(notes: Notes) -> None:
-    """Building one file after the state was lost finds the whole project's last package:
+    """Building one file after the state was lost finds the whole project's last package
+    in the output folder (never a package named otherwise, which may be another project's):
     that file's notes keep their mods, and the other file's records come back untouched."""
     notes.built_and_studied()
     state_before = notes.state.read_bytes()
     notes.state.unlink()
 
-    one = run_cli("build", notes.source / "faq.md", "-o", notes.out / "faq.apkg")
+    one = run_cli("build", notes.source / "faq.md", "-o", notes.out)
     assert one.exit_code == 0, one.output
     assert f"restored the notes' identities from {notes.package}" in one.stderr
     assert "1 file, 3 notes (0 new, 0 changed, 3 unchanged)" in one.stdout
-    assert notes.state.read_bytes() == state_before
-    log = notes.anki.import_package(notes.out / "faq.apkg")
+    restored = notes.state.read_text("utf-8").splitlines()
+    assert restored[1:] == state_before.decode().splitlines()[1:]
+    (faq_package,) = set(notes.out.glob("*.apkg")) - {notes.package}
+    log = notes.anki.import_package(faq_package)
     assert (log.new, log.updated) == (0, 0)
     assert notes.anki.notes()[notes.edited]["Answer"] == "手机上改过的答案"

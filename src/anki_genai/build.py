@@ -97,6 +97,8 @@ class BuildResult:
     kept_notes: int = 0  # notes of files that could not be used, packaged as last built
     failed: bool = False  # a file could not be used (its notes kept): exit code 1
     notices: tuple[str, ...] = ()  # what the build did about a lost state file
+    # What reading the state file set right (a merge conflict, a repeated GUID); written so.
+    state_repairs: tuple[statefile.Repair, ...] = ()
 
     def summary(self) -> dict[str, object]:
         """What a later unchanged rebuild reports again without redoing the work."""
@@ -192,10 +194,10 @@ def build(
             return unchanged
         in_cache = memo is None and not options.dry_run  # cards' HTML waits there, not in memory
         collected = collect(options, progress, cache, sources, in_cache, workers)
-        plan, state_changed, recovered = _plan(
+        plan, state_changed, recovered, repairs = _plan(
             collected, options, state_path, state_digest, memo, bool(cache.package)
         )
-        result = _result(collected, plan, state_path, recovered)
+        result = replace(_result(collected, plan, state_path, recovered), state_repairs=repairs)
         if options.strict and result.diagnostics:
             raise StrictModeError(result.diagnostics)
         if options.dry_run:
@@ -395,9 +397,9 @@ def _plan(
     state_digest: str | None,
     memo: BuildMemo | None,
     built_before: bool = False,
-) -> tuple[Plan, bool, Recovered | None]:
+) -> tuple[Plan, bool, Recovered | None, tuple[statefile.Repair, ...]]:
     """Match the cards against the state (restored, if it was lost); return the plan,
-    whether the state changes, and what was restored.
+    whether the state changes, what was restored, and what reading it set right.
 
     The state read here is let go on return: tens of megabytes for a large collection,
     not needed while packaging.
@@ -425,9 +427,11 @@ def _plan(
     if not collected.cards and not kept and not _has_notes(state, collected.scope):
         raise NoCardsError(options.sources, len(collected.files), collected.diagnostics)
     plan = plan_notes(collected.cards, state, state_path, package_path, collected.scope, kept)
-    # Compared as data, not as text: a state that says the same is not rewritten.
-    changed = state_digest is None or plan.state != state
-    return plan, changed or (recovered is not None and recovered.damaged is not None), recovered
+    # Compared as data, not as text: a state that says the same is not rewritten, unless
+    # reading it had to set something right or it was restored from a damaged one.
+    changed = state_digest is None or plan.state != state or bool(state.repairs)
+    changed = changed or (recovered is not None and recovered.damaged is not None)
+    return plan, changed, recovered, state.repairs
 
 
 def _has_notes(state: State, scope: Scope) -> bool:

@@ -116,6 +116,11 @@ class StateError(AnkiGenaiError):
     """The state file that keeps note identities is unreadable or foreign."""
 
 
+class RepeatedGuidError(StateError):
+    """Two different questions under one GUID in the state file: which one is that note
+    in Anki cannot be told, so nothing restores or repairs it on its own."""
+
+
 class StrictModeError(AnkiGenaiError):
     """`--strict` was given and the sources have problems."""
 

@@ -236,6 +236,6 @@ def _check_state_belongs_here(
     raise StateError(
         f"{state_path}: none of the {len(live)} notes in this state file is in these sources, "
         "so it probably belongs to another project. If so, put back this project's state "
-        "file (git checkout, or the backup in the output folder); if you really replaced "
-        "every note, move the file away and build again."
+        "file (from version control, or the backup in the output folder); if you really "
+        "replaced every note, move the file away and build again."
     )

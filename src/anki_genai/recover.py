@@ -21,7 +21,7 @@ from pathlib import Path
 from anki_genai.apkg import notetype, package
 from anki_genai.apkg.notetype import NoteFields
 from anki_genai.cards import Card, file_tag, text_digest
-from anki_genai.errors import StateError
+from anki_genai.errors import RepeatedGuidError, StateError
 from anki_genai.identity import REMOVED_TAG
 from anki_genai.statefile import STATE_BACKUP_NAME, STATE_VERSION, NoteRecord, State, load_state
 
@@ -67,6 +67,8 @@ def previous_state(
         return State(), Recovered(State(), _nothing_to_restore(state_path, folder, in_git))
     try:
         return load_state(state_path, known), None
+    except RepeatedGuidError:
+        raise  # not damage: the file cannot tell which question is that note in Anki
     except StateError:
         if not _damaged(state_path):
             raise
@@ -108,9 +110,13 @@ def _restore(
         with contextlib.suppress(StateError):
             backup = load_state(backup_path, known)
     found = _last_package(folder, packages, cards)
-    contents, package_path = found if found is not None else (None, None)
-    if contents is None:
-        return None if backup is None else (backup, str(backup_path))
+    if found is None:
+        # A backup alone is not trusted: several projects may share an output folder, and
+        # the backup is whichever built last; this project's own package vouches for it.
+        return None
+    contents, package_path = found
+    if backup is not None and not backup.notes.keys() & contents.notes.keys():
+        backup = None  # another project's
     origins = [str(package_path), *([str(backup_path)] if backup is not None else [])]
     return _from_package(contents, backup or State(), cards), " and ".join(origins)
 
@@ -118,29 +124,17 @@ def _restore(
 def _last_package(
     folder: Path, packages: Sequence[Path], cards: Sequence[Card]
 ) -> tuple[package.PackageContents, Path] | None:
-    """The last package: the first of `packages` that reads, else the newest other package
-    in the output folder that holds at least one of these cards' questions (the last one
-    of a build named with -o FILE.apkg, say; never one of another project's)."""
+    """The last package: the first of `packages` that reads.
+
+    Only the packages this project's builds write: another package in the same folder may
+    be another project's, asking the same questions, and its GUIDs taken for this one's
+    would make Anki take one project's cards for the other's.
+    """
     for path in packages:
         contents = package.read_package(path)
         if contents is not None:
             return contents, path
-    others = [p for p in folder.glob("*.apkg") if p not in packages] if folder.is_dir() else []
-    questions = {card.question for card in cards}
-    for path in sorted(others, key=_modified, reverse=True):
-        contents = package.read_package(path)
-        if contents is not None and any(
-            NoteFields.padded(c.fields).question in questions for c, _ in contents.notes.values()
-        ):
-            return contents, path
     return None
-
-
-def _modified(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 def _from_package(contents: package.PackageContents, base: State, cards: Sequence[Card]) -> State:
@@ -214,7 +208,7 @@ def _damaged(path: Path) -> bool:
         return False
     version = re.search(r'"version"\s*:\s*(\d+)', text[:1000])
     # Truncated, not JSON, or JSON that is no readable state: damaged all the same.
-    return version is None or int(version.group(1)) == STATE_VERSION
+    return version is None or int(version.group(1)) <= STATE_VERSION
 
 
 def _built_before(folder: Path, packages: Sequence[Path]) -> bool:

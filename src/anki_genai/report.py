@@ -18,7 +18,7 @@ from anki_genai.build import BuildResult, Collected, FileRead
 from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity
 from anki_genai.identity import Status
 from anki_genai.sources import natural_key
-from anki_genai.statefile import NoteRecord
+from anki_genai.statefile import NoteRecord, Repair
 
 _MAX_DECK_LINES = 20
 # Statuses in the order a summary lists them.
@@ -48,6 +48,8 @@ def build_result(
     if as_json:
         echo_json(_result_json(result))
         return
+    for repair in result.state_repairs:  # even with -q: the user has a file to commit
+        click.echo(_repair(repair, written=not dry_run), err=True)
     for diagnostic in result.diagnostics:
         if not quiet or diagnostic.severity is Severity.ERROR:
             click.echo(_diagnostic(diagnostic), err=True)
@@ -153,6 +155,17 @@ def _diagnostic(diagnostic: Diagnostic) -> str:
     return f"{_path(f'{diagnostic.location}:')} {severity}: {diagnostic.message}"
 
 
+def _repair(repair: Repair, *, written: bool) -> str:
+    """One line: what was wrong in the state file, what was kept, and what to do now."""
+    if not written:
+        outcome = "a build (not a dry run) writes it so"
+    elif repair.merge_conflict:
+        outcome = f"written resolved: run `git add {repair.location.path}` to mark it resolved"
+    else:
+        outcome = "written so"
+    return f"{_path(f'{repair.location}:')} {repair.message}; {outcome}."
+
+
 def _path(path: object) -> str:
     return click.style(str(path), bold=True)
 
@@ -195,6 +208,10 @@ def _result_json(result: BuildResult) -> dict[str, object]:
         ],
         "diagnostics": [_diagnostic_json(d) for d in result.diagnostics],
         "notices": list(result.notices),
+        "state_repairs": [
+            {"path": str(r.location.path), "line": r.location.line, "message": r.message}
+            for r in result.state_repairs
+        ],
     }
 
 
