@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from click.core import ParameterSource
 
 from anki_genai import __version__, report
 from anki_genai.build import (
@@ -31,16 +30,22 @@ from anki_genai.build import (
     forget_removed,
     preview,
 )
-from anki_genai.config import is_known_encoding, load_config
 from anki_genai.errors import AnkiGenaiError, NoCardsError, Severity, os_error
-from anki_genai.parse import Layout, ParseOptions
+from anki_genai.options import (
+    merged_options,
+    package_output_option,
+    source_options,
+    sources_or_default,
+    take_verbosity,
+    verbosity_options,
+    wait_option,
+)
 from anki_genai.preview import open_in_browser
-from anki_genai.sources import PREVIEW_FILE_NAME, preview_page, source_root
+from anki_genai.sources import PREVIEW_FILE_NAME, preview_page
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_SOURCE = Path("source")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
@@ -65,88 +70,6 @@ class _Commands(click.Group):
             raise click.exceptions.Exit(1) from None
 
 
-def _source_options(command: F) -> F:
-    """The options every command that reads the sources shares."""
-    decorators = [
-        click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path)),
-        click.option(
-            "--deck",
-            help="Deck name. With one file it is the deck; with several it is the parent "
-            "deck: NAME::FOLDER::FILE-DECK.",
-        ),
-        click.option(
-            "--layout",
-            type=click.Choice([layout.value for layout in Layout]),
-            default=Layout.AUTO.value,
-            show_default=True,
-            help="auto: found in each file; markers: 题目/答案 style markers; headings: each "
-            "question heading's section is its answer; bold: each **Q1：…** or **1. …** "
-            "paragraph is a question; summary: <details><summary>question</summary>; "
-            "lines: Q:/A: lines.",
-        ),
-        click.option(
-            "--question-word",
-            "question_words",
-            multiple=True,
-            help="An extra word that marks a question (repeatable), e.g. 面试题.",
-        ),
-        click.option(
-            "--answer-word",
-            "answer_words",
-            multiple=True,
-            help="An extra word that marks an answer (repeatable), e.g. 面试题剖析.",
-        ),
-        click.option(
-            "--encoding",
-            default="utf-8",
-            show_default=True,
-            help="Encoding of the Markdown files, e.g. gbk for older Chinese documents.",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        command = decorator(command)
-    return command
-
-
-def _package_output_option(help: str) -> Callable[[F], F]:
-    """-o for the commands that write or read the build's package."""
-    return click.option(
-        "-o",
-        "--output",
-        type=click.Path(path_type=Path),
-        default=Path("build"),
-        show_default=True,
-        help=help,
-    )
-
-
-_wait_option = click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait while another build of the same sources is running.",
-)
-
-
-def _verbosity_options(command: F) -> F:
-    """-q and -v, which every command takes."""
-    command = click.option(
-        "-v", "--verbose", is_flag=True, help="Also show each file read, and timings."
-    )(command)
-    return click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(command)
-
-
-def _verbosity(params: dict[str, Any]) -> report.Verbosity:
-    """Take -q and -v out of `params`."""
-    quiet, verbose = params.pop("quiet"), params.pop("verbose")
-    if quiet and verbose:
-        raise click.UsageError("-q and -v cannot be used together")
-    if quiet:
-        return report.Verbosity.QUIET
-    return report.Verbosity.VERBOSE if verbose else report.Verbosity.NORMAL
-
-
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="anki-genai")
 def main() -> None:
@@ -167,8 +90,8 @@ def main() -> None:
 
 
 @main.command("build", short_help="Build an Anki package from the notes.")
-@_source_options
-@_package_output_option("Folder for the package, or a file name ending in .apkg (any case).")
+@source_options
+@package_output_option("Folder for the package, or a file name ending in .apkg (any case).")
 @click.option(
     "--strict", is_flag=True, help="Fail, writing nothing, if the sources have any problem."
 )
@@ -178,12 +101,12 @@ def main() -> None:
     is_flag=True,
     help="Build the other files when some cannot be read or decoded (they are reported).",
 )
-@_wait_option
+@wait_option
 @click.option(
     "--watch", is_flag=True, help="Rebuild whenever a source file changes (Ctrl-C stops)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, for scripts.")
-@_verbosity_options
+@verbosity_options
 @click.pass_context
 def build_command(ctx: click.Context, /, **params: Any) -> None:
     """Build an Anki package from Markdown SOURCES.
@@ -191,7 +114,7 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
     Also updates anki-genai-state.json beside the sources, which keeps each note's identity
     between builds: commit it with your notes.
     """
-    verbosity = _verbosity(params)
+    verbosity = take_verbosity(params)
     options = _options(ctx, dict(params))
     as_json = params["as_json"]
     # No progress bar with --json (as before), but -v still lists the files on stderr.
@@ -217,7 +140,7 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
     def again() -> None:
         """A rebuild while watching: anki-genai.toml may have been edited too."""
         try:
-            options = _merged_options(ctx, dict(params))
+            options = merged_options(ctx, dict(params))
         except AnkiGenaiError as exc:
             report.error(exc)  # and keep watching for the fix
             return
@@ -235,10 +158,10 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
 
 
 @main.command("check", short_help="Report every problem in the notes.")
-@_source_options
+@source_options
 @click.option("--strict", is_flag=True, help="Count warnings as errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON, for scripts.")
-@_verbosity_options
+@verbosity_options
 @click.pass_context
 def check_command(ctx: click.Context, /, **params: Any) -> None:
     """Report every problem in the sources, one `path:line: severity: message` each.
@@ -246,7 +169,7 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
     Exit code 0 when there is no error (warnings allowed), 1 when there is one (or, with
     --strict, any problem). Fit for a pre-commit hook or CI.
     """
-    verbosity = _verbosity(params)
+    verbosity = take_verbosity(params)
     options = _options(ctx, params)
     with report.progress(verbosity) as progress:
         collected = _run(lambda: check(options, progress))
@@ -262,7 +185,7 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
 
 
 @main.command("preview", short_help="Write a page showing every card.")
-@_source_options
+@source_options
 @click.option(
     "-o",
     "--output",
@@ -272,11 +195,11 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
     help=f"Folder for {PREVIEW_FILE_NAME}, or a file name ending in .html.",
 )
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the web browser.")
-@_verbosity_options
+@verbosity_options
 @click.pass_context
 def preview_command(ctx: click.Context, /, **params: Any) -> None:
     """Write one self-contained HTML page showing every card as Anki will show it."""
-    verbosity = _verbosity(params)
+    verbosity = take_verbosity(params)
     output = preview_page(params.pop("output"))
     options = _options(ctx, params)
     with report.progress(verbosity) as progress:
@@ -288,9 +211,9 @@ def preview_command(ctx: click.Context, /, **params: Any) -> None:
 
 @main.command("forget-removed", short_help="Forget notes you have deleted in Anki.")
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@_wait_option
+@wait_option
 @click.option("--dry-run", is_flag=True, help="List the notes it would forget; change nothing.")
-@_verbosity_options
+@verbosity_options
 def forget_removed_command(
     sources: tuple[Path, ...], wait: float, dry_run: bool, **params: Any
 ) -> None:
@@ -298,9 +221,9 @@ def forget_removed_command(
 
     Until then every build keeps sending them tagged anki-genai::removed.
     """
-    verbosity = _verbosity(params)
+    verbosity = take_verbosity(params)
     start = time.perf_counter()
-    path, gone = _run(lambda: forget_removed(_sources_or_default(sources), wait, dry_run))
+    path, gone = _run(lambda: forget_removed(sources_or_default(sources), wait, dry_run))
     report.forgotten(path, gone, dry_run=dry_run, verbosity=verbosity)
     _report_time(start, verbosity)
 
@@ -312,10 +235,10 @@ def _report_time(start: float, verbosity: report.Verbosity) -> None:
 
 @main.command("pull", short_help="Bring edits made in Anki back to the notes.")
 @click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_source_options
-@_package_output_option("The build's output folder (or .apkg), where the last package is.")
+@source_options
+@package_output_option("The build's output folder (or .apkg), where the last package is.")
 @click.option("--apply", is_flag=True, help="Write the edits into the Markdown.")
-@_verbosity_options
+@verbosity_options
 @click.pass_context
 def pull_command(ctx: click.Context, /, **params: Any) -> None:
     """List notes edited in Anki since the last build; with --apply, write them back.
@@ -326,7 +249,7 @@ def pull_command(ctx: click.Context, /, **params: Any) -> None:
     from anki_genai.sync.pull import pull
     from anki_genai.sync.report import report_pull
 
-    verbosity = _verbosity(params)
+    verbosity = take_verbosity(params)
     export, apply = params.pop("export"), params.pop("apply")
     options = _options(ctx, params)
     start = time.perf_counter()
@@ -339,10 +262,10 @@ def pull_command(ctx: click.Context, /, **params: Any) -> None:
 
 @main.command("push", short_help="Update a closed Anki collection in place.")
 @click.argument("collection", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_source_options
-@_package_output_option("Folder for the package, or a file name ending in .apkg (any case).")
+@source_options
+@package_output_option("Folder for the package, or a file name ending in .apkg (any case).")
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
-@_verbosity_options
+@verbosity_options
 @click.pass_context
 def push_command(ctx: click.Context, /, **params: Any) -> None:
     """Build, then bring COLLECTION (a profile's collection.anki2, Anki closed) up to date:
@@ -353,7 +276,7 @@ def push_command(ctx: click.Context, /, **params: Any) -> None:
     from anki_genai.sync.push import push
     from anki_genai.sync.report import report_push
 
-    verbosity = _verbosity(params)
+    verbosity = take_verbosity(params)
     path, dry_run = params.pop("collection"), params.pop("dry_run")
     options = _options(ctx, params)
     start = time.perf_counter()
@@ -366,48 +289,7 @@ def push_command(ctx: click.Context, /, **params: Any) -> None:
 
 def _options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
     """Merge the command line over anki-genai.toml over the defaults; exit on a bad setting."""
-    return _run(lambda: _merged_options(ctx, params))
-
-
-def _merged_options(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
-    sources = _sources_or_default(params["sources"])
-    config = load_config(source_root(sources))
-    for name, value in config.items():
-        if name in params and ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
-            params[name] = value
-    if not is_known_encoding(params["encoding"]):
-        message = f"unknown encoding {params['encoding']!r}"
-        raise click.BadParameter(message, param_hint="--encoding") from None
-    return BuildOptions(
-        sources=tuple(sources),
-        # check and preview write no package, but read the cache in the build's output folder
-        output=Path(params.get("output", config.get("output", "build"))),
-        deck=params["deck"],
-        strict=params.get("strict", False),
-        dry_run=params.get("dry_run", False),
-        encoding=params["encoding"],
-        encodings=tuple(config.get("encodings", ())),  # type: ignore[arg-type]
-        skip_unreadable=params.get("skip_unreadable", False),
-        lock_timeout=params.get("wait", 60.0),
-        parse=ParseOptions(
-            Layout(params["layout"]),
-            tuple(params["question_words"]),
-            tuple(params["answer_words"]),
-        ),
-    )
-
-
-def _sources_or_default(sources: tuple[Path, ...]) -> tuple[Path, ...]:
-    """The SOURCES given, else source/; a missing default is a usage error, as a missing
-    path given on the command line is."""
-    if sources:
-        return sources
-    if not DEFAULT_SOURCE.exists():
-        raise click.UsageError(
-            f"there is no {DEFAULT_SOURCE}/ folder here; name the Markdown files or folders "
-            "to read, e.g. `anki-genai check notes/`"
-        )
-    return (DEFAULT_SOURCE,)
+    return _run(lambda: merged_options(ctx, params))
 
 
 # --- running ----------------------------------------------------------------------------------
