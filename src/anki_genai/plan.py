@@ -67,6 +67,22 @@ def card_strings(cards: Sequence[Card]) -> dict[str, str]:
     return strings
 
 
+def candidates_of(cards: Sequence[Card]) -> list[Candidate]:
+    """What matching needs to know of each card."""
+    return [
+        Candidate(
+            c.question_text,
+            c.answer_digest,
+            c.digest,
+            c.source_file,
+            c.explicit_id,
+            c.question_key,
+            c.shown_digest,
+        )
+        for c in cards
+    ]
+
+
 def plan_notes(
     cards: Sequence[Card],
     state: State,
@@ -85,18 +101,7 @@ def plan_notes(
     outside = {g: r for g, r in state.notes.items() if r.file not in scope} if scope else {}
     if outside:
         state = replace(state, notes={g: r for g, r in state.notes.items() if g not in outside})
-    candidates = [
-        Candidate(
-            c.question_text,
-            c.answer_digest,
-            c.digest,
-            c.source_file,
-            c.explicit_id,
-            c.question_key,
-            c.shown_digest,
-        )
-        for c in cards
-    ]
+    candidates = candidates_of(cards)
     matched = identity.assign_identities(candidates, state, now, reserved=outside.keys())
     _check_state_belongs_here(state, state_path, candidates, matched)
     note_type_digest = notetype.note_type_digest()
@@ -145,16 +150,7 @@ def _packaged(
                 PlannedNote(None, r.guid, r.mod, Status.REMOVED, r.question, removed_deck=r.deck)
             )
             deck_counts.setdefault(r.deck, Counter())[Status.REMOVED] += 1
-        notes.append(
-            PackagedNote(
-                r.guid,
-                r.deck,
-                functools.partial(NoteFields.padded, r.fields),
-                hashlib.sha256("\x1f".join(r.fields).encode()).hexdigest(),
-                (*r.tags, identity.REMOVED_TAG),
-                r.mod,
-            )
-        )
+        notes.append(_as_packaged(r.guid, r.deck, r.fields, (*r.tags, identity.REMOVED_TAG), r.mod))
     counts[Status.REMOVED] = len(newly_removed)
     return Plan(
         package_path,
@@ -186,14 +182,7 @@ def as_last_packaged(
         known = previous.get(record.guid)
         if known is not None:
             carried.append(
-                PackagedNote(
-                    record.guid,
-                    known.deck,
-                    functools.partial(NoteFields.padded, known.fields),
-                    hashlib.sha256("\x1f".join(known.fields).encode()).hexdigest(),
-                    known.tags,
-                    record.mod,
-                )
+                _as_packaged(record.guid, known.deck, known.fields, known.tags, record.mod)
             )
     return tuple(carried)
 
@@ -238,4 +227,14 @@ def _check_state_belongs_here(
         "so it probably belongs to another project. If so, put back this project's state "
         "file (from version control, or the backup in the output folder); if you really "
         "replaced every note, move the file away and build again."
+    )
+
+
+def _as_packaged(
+    guid: str, deck: str, fields: Sequence[str], tags: Sequence[str], mod: int
+) -> PackagedNote:
+    """A note packaged with the fields it had, not made again from a card."""
+    digest = hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+    return PackagedNote(
+        guid, deck, functools.partial(NoteFields.padded, tuple(fields)), digest, tuple(tags), mod
     )

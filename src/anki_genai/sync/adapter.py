@@ -21,9 +21,10 @@ from anki_genai.atomic import atomic_write
 from anki_genai.build import BuildOptions, BuildResult, build, collect, output_cache
 from anki_genai.cards import Card, make_cards
 from anki_genai.errors import AnkiGenaiError, SourceLocation
-from anki_genai.identity import Candidate, Status, assign_identities, build_timestamp
+from anki_genai.identity import Status, assign_identities, build_timestamp
 from anki_genai.lock import project_lock as build_project_lock
 from anki_genai.parse import markdown_parser, parse_markdown
+from anki_genai.plan import candidates_of
 from anki_genai.sources import output_path
 from anki_genai.statefile import (
     STATE_FILE_NAME,
@@ -102,18 +103,7 @@ def read_project(options: BuildOptions) -> Project:
     inside = dataclasses.replace(
         state, notes={g: r for g, r in state.notes.items() if g not in outside}
     )
-    candidates = [
-        Candidate(
-            c.question_text,
-            c.answer_digest,
-            c.digest,
-            c.source_file,
-            c.explicit_id,
-            c.question_key,
-            c.shown_digest,
-        )
-        for c in collected.cards
-    ]
+    candidates = candidates_of(collected.cards)
     plan = assign_identities(candidates, inside, build_timestamp(state), reserved=outside)
     notes = tuple(
         ProjectNote(card, a.guid, a.mod, a.status)
