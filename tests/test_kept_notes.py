@@ -80,6 +80,55 @@ def test_broken_front_matter_keeps_that_files_notes_and_builds_the_rest(
     assert "2 files, 6 notes (0 new, 1 changed, 5 unchanged)" in fixed.stdout
 
 
+def test_an_unfinished_merge_in_a_file_keeps_its_notes_and_names_the_line(
+    notes: Notes, anki: AnkiCollection
+) -> None:
+    """git's conflict markers left in a Markdown file are an error at the first marker for
+    `check` and `build`; that file's notes go as the last build made them (nothing in Anki
+    changes, nothing is removed), and once the merge is finished the edit arrives."""
+    notes.built_and_studied()
+    go = notes.source / "go.md"
+    go.write_text(
+        GO.replace(
+            "**Answer:** A goroutine.\n",
+            "<<<<<<< HEAD\n**Answer:** A goroutine, ours.\n=======\n"
+            "**Answer:** A goroutine, theirs.\n>>>>>>> other\n",
+        ),
+        encoding="utf-8",
+    )
+    marker_line = go.read_text(encoding="utf-8").splitlines().index("<<<<<<< HEAD") + 1
+    message = (
+        f"{go}:{marker_line}: error: git's conflict markers (<<<<<<< … >>>>>>>) are still here"
+    )
+
+    check = run_cli("check", notes.source)
+    assert check.exit_code == 1
+    assert check.stdout.startswith(message)
+    result = notes.build()
+    assert result.exit_code == 1
+    assert result.stderr.startswith(message)
+    assert "0 new, 0 changed, 0 removed" not in result.stdout and "removed" not in result.stdout
+    log = anki.import_package(notes.package)
+    assert (log.new, log.updated) == (0, 0)
+    assert anki.history() == notes.history
+
+    go.write_text(GO.replace("A goroutine.", "A goroutine, merged."), encoding="utf-8")
+    finished = notes.build()
+    assert finished.exit_code == 0, finished.output
+    assert anki.import_package(notes.package).updated == 1
+
+
+def test_conflict_markers_inside_a_code_block_are_content(tmp_path: Path) -> None:
+    """A note about git may show the markers in a code block: that is no unfinished merge."""
+    (tmp_path / "git.md").write_text(
+        "**题目：** 冲突长什么样？\n\n**答案：**\n\n```\n<<<<<<< HEAD\nours\n=======\n"
+        "theirs\n>>>>>>> branch\n```\n",
+        encoding="utf-8",
+    )
+    result = run_cli("check", tmp_path / "git.md")
+    assert result.exit_code == 0, result.output
+
+
 def test_counts_include_the_removed_notes_the_package_carries(notes: Notes) -> None:
     """A removed pair still travels in the package, tagged: the summary and JSON count it."""
     assert notes.build().exit_code == 0  # type: ignore[attr-defined]

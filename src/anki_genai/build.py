@@ -21,7 +21,7 @@ from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, RememberedFile,
 from anki_genai.cards import Card, merge_duplicates
 from anki_genai.errors import (
     Diagnostic,
-    FrontMatterError,
+    HeldFileError,
     NoCardsError,
     Severity,
     SourceError,
@@ -266,7 +266,7 @@ def _collected(
 ) -> Collected:
     unreadable = [r for r in results if isinstance(r, SourceError)]
     # A file whose front matter is broken never stops the others: its notes stay as built.
-    if not skip_unreadable and any(not isinstance(r, FrontMatterError) for r in unreadable):
+    if not skip_unreadable and any(not isinstance(r, HeldFileError) for r in unreadable):
         raise UnreadableSourcesError(tuple(unreadable))
     diagnostics = [*sources.skipped, *(exc.diagnostic() for exc in unreadable)]
     cards: list[Card] = []
@@ -277,7 +277,7 @@ def _collected(
     kept, duplicate_problems = merge_duplicates(cards)
     diagnostics.extend(duplicate_problems)
     scope = sources.scope.without(relative_to_root(exc.path, sources.root) for exc in unreadable)
-    failed = any(isinstance(r, FrontMatterError) for r in unreadable)
+    failed = any(isinstance(r, HeldFileError) for r in unreadable)
     return Collected(tuple(kept), tuple(diagnostics), sources.files, sources.root, scope, failed)
 
 

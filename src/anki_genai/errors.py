@@ -72,9 +72,18 @@ class SourceError(AnkiGenaiError):
         return Diagnostic(self.location or SourceLocation(self.path, 1), self.message)
 
 
-class FrontMatterError(SourceError):
+class HeldFileError(SourceError):
+    """A source file that cannot be built as it stands: its notes stay as the last build
+    made them while the other files build, and the build fails."""
+
+
+class FrontMatterError(HeldFileError):
     """A source file's front matter cannot be read: its settings (deck, tags, layout) are
-    unknown, so its notes stay as the last build made them while the other files build."""
+    unknown."""
+
+
+class UnfinishedMergeError(HeldFileError):
+    """A source file still holds git's conflict markers: neither side is the note yet."""
 
 
 class NoCardsError(AnkiGenaiError):

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anki_genai.blocks import MAX_NESTING, TOO_DEEP, nesting_cuts, split_blocks
-from anki_genai.errors import Diagnostic, FrontMatterError, SourceError, SourceLocation
+from anki_genai.errors import (
+    Diagnostic,
+    FrontMatterError,
+    SourceError,
+    SourceLocation,
+    UnfinishedMergeError,
+)
 from anki_genai.layouts import find_pairs
 from anki_genai.markers import (
     Layout,
@@ -91,6 +97,7 @@ def parse_markdown(
         raise SourceError(
             "too deeply nested to parse; simplify it", SourceLocation(path, 1)
         ) from None
+    _refuse_conflict_markers(tokens, normalize_text(text), path)
     settings, problems = _front_matter(tokens, path)
     layout_name = settings.get("layout")
     if layout_name is not None:
@@ -150,6 +157,40 @@ def _words(value: object) -> tuple[str, ...]:
     if isinstance(value, list):
         return tuple(str(w) for w in value if str(w).strip())
     return (str(value),)
+
+
+def _refuse_conflict_markers(tokens: Sequence[Token], text: str, path: Path) -> None:
+    """Stop at git's conflict markers left by an unfinished merge: built, `=======` would
+    make a heading and `>>>>>>>` seven nested quotes, and the note would hold both sides.
+
+    Markers inside code blocks are content (a tutorial on git, say) and are left alone.
+    """
+    if "<<<<<<<" not in text:
+        return
+    lines = text.split("\n")
+    in_code = {
+        line
+        for token in tokens
+        if token.type in ("fence", "code_block") and token.map
+        for line in range(*token.map)
+    }
+    starts = [
+        number
+        for number, line in enumerate(lines)
+        if number not in in_code and line.startswith("<<<<<<<") and line[7:8] in ("", " ")
+    ]
+    ends = [
+        n
+        for n in range(starts[0] if starts else len(lines), len(lines))
+        if n not in in_code and lines[n].startswith(">>>>>>>") and lines[n][7:8] in ("", " ")
+    ]
+    if starts and ends:
+        raise UnfinishedMergeError(
+            "git's conflict markers (<<<<<<< … >>>>>>>) are still here: finish the merge "
+            "(keep what the note should say, delete the markers), then build again (until "
+            "then this file's notes stay as the last build made them)",
+            SourceLocation(path, starts[0] + 1),
+        )
 
 
 def _front_matter(
