@@ -104,7 +104,7 @@ def test_forget_removed_of_one_file_lists_and_forgets_only_its_notes(tmp_path: P
     dry = run_cli("forget-removed", notes / "faq.md", "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert dry.stdout.splitlines() == [
-        "would forget  faq.md: 常见的第3个问题？",
+        "would forget faq.md: 常见的第3个问题？",
         f"Dry run, nothing changed: would forget 1 removed note(s) in {notes / STATE_FILE_NAME}.",
     ]
     state = notes / STATE_FILE_NAME

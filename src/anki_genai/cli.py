@@ -244,7 +244,10 @@ def pull_command(ctx: click.Context, /, **params: Any) -> None:
     """List notes edited in Anki since the last build; with --apply, write them back.
 
     EXPORT is an .apkg or .colpkg exported from Anki or AnkiDroid, or a profile's
-    collection.anki2 (with Anki closed). Needs: pip install 'anki-genai[anki]'.
+    collection.anki2 (with Anki closed).
+
+    \b
+    Needs the anki package: pip install 'anki-genai[anki]'
     """
     from anki_genai.sync.pull import pull
     from anki_genai.sync.report import report_pull
@@ -271,7 +274,10 @@ def push_command(ctx: click.Context, /, **params: Any) -> None:
     """Build, then bring COLLECTION (a profile's collection.anki2, Anki closed) up to date:
     import, delete the notes removed from the sources, move cards whose deck changed.
 
-    The collection is copied beside itself first. Needs: pip install 'anki-genai[anki]'.
+    The collection is copied beside itself first.
+
+    \b
+    Needs the anki package: pip install 'anki-genai[anki]'
     """
     from anki_genai.sync.push import push
     from anki_genai.sync.report import report_push
@@ -312,7 +318,12 @@ def _watch(
     """Build, then rebuild on every save until Ctrl-C, which stops it cleanly whenever it
     comes: while waiting for a change, or in the middle of a build (whose writes are atomic,
     so it leaves the last package and state as they were)."""
+    import logging
+
     import watchfiles
+
+    # watchfiles says on stderr that it caught Ctrl-C; "Stopped watching." says it for us.
+    logging.getLogger("watchfiles.main").setLevel(logging.ERROR)
 
     def relevant(change: watchfiles.Change, path: str) -> bool:
         return path.endswith((".md", ".toml")) and "/." not in path

@@ -69,7 +69,8 @@ def build_result(
     if result.moved:
         click.echo(
             f"  {plural(result.moved, 'note')} moved to another file, unchanged: Anki keeps "
-            "their old tag, Source and deck until their content next changes"
+            "the old tag and Source until the content next changes, and the old deck "
+            "(an import never moves a card; `anki-genai push` does)"
         )
     # Per deck, only the decks something happened to, and not a screenful of them.
     touched = {d: c for d, c in result.deck_counts.items() if c[Status.UNCHANGED] != c.total()}
@@ -125,7 +126,8 @@ def forgotten(
     if verbosity is Verbosity.QUIET:
         return
     for record in sorted(gone, key=lambda r: (r.file, r.question)):
-        click.echo(f"{'would forget' if dry_run else 'forgot'}  {record.file}: {record.question}")
+        verb = "would forget" if dry_run else "forgot"
+        click.echo(f"{verb:<12} {record.file}: {record.question}")
     if dry_run:
         click.echo(f"Dry run, nothing changed: would forget {len(gone)} removed note(s) in {path}.")
     else:
