@@ -189,3 +189,23 @@ def test_check_of_sources_without_any_card_fails_and_v_shows_each_layout(
     empty = run_cli("check", source)
     assert empty.exit_code == 1
     assert "no cards in 1 file" in empty.stderr
+
+
+@pytest.mark.parametrize(
+    ("front_matter", "line", "message"),
+    [
+        ("deck: [网络]", 2, "front matter deck must be a name, not ['网络']"),
+        ("deck: 网络\ntags: {a: 1}", 3, "front matter tags must be a name or a list of names"),
+        ("layout: [markers]", 2, "front matter layout must be a name"),
+    ],
+)
+def test_front_matter_of_the_wrong_shape_is_an_error_at_its_line(
+    tmp_path: Path, front_matter: str, line: int, message: str
+) -> None:
+    """A setting that is not a name (or list of names) would name a deck or tag after
+    Python's spelling of it; it stops at its line instead."""
+    path = tmp_path / "net.md"
+    path.write_text(f"---\n{front_matter}\n---\n**题目：** 问？\n\n**答案：** 答。\n", "utf-8")
+    result = run_cli("check", path)
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"{path}:{line}: error: {message}")

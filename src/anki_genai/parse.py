@@ -211,4 +211,39 @@ def _front_matter(
             "remove it (until then this file's notes stay as the last build made them)",
             SourceLocation(path, line),
         ) from None
-    return (data if isinstance(data, dict) else {}), []
+    settings = data if isinstance(data, dict) else {}
+    _check_setting_types(settings, path, tokens[0])
+    return settings, []
+
+
+# What each front matter setting may be: a deck is a name, words and tags a name or a list.
+_TEXT = (str, int, float)
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "deck": _TEXT,
+    "title": _TEXT,
+    "layout": (str,),
+    "tags": (*_TEXT, list),
+    "question_words": (*_TEXT, list),
+    "answer_words": (*_TEXT, list),
+}
+
+
+def _check_setting_types(settings: dict[str, object], path: Path, token: Token) -> None:
+    """A setting of the wrong shape (`deck: [a]`, `tags: {a: 1}`) would name a deck or a
+    tag after Python's spelling of it: stop at its line instead."""
+    for name, allowed in _SETTING_TYPES.items():
+        value = settings.get(name)
+        if value is None:
+            continue
+        wrong = not isinstance(value, allowed) or isinstance(value, bool)
+        if isinstance(value, list):
+            wrong = wrong or not all(isinstance(v, _TEXT) for v in value)
+        if wrong:
+            lines = token.content.split("\n")
+            line = next((n for n, text in enumerate(lines) if text.startswith(f"{name}:")), 0)
+            shape = "a name" if list not in allowed else "a name or a list of names"
+            raise FrontMatterError(
+                f"front matter {name} must be {shape}, not {value!r}; fix it (until then "
+                "this file's notes stay as the last build made them)",
+                SourceLocation(path, line + 2),
+            )
