@@ -129,6 +129,32 @@ def test_conflict_markers_inside_a_code_block_are_content(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
 
 
+def test_a_pair_with_an_error_keeps_its_note_until_it_is_fixed(
+    notes: Notes, anki: AnkiCollection
+) -> None:
+    """An answer emptied while editing gives an error at its line and no card, but its
+    note is not removed: nothing is tagged for deletion, Anki keeps the card and its
+    history, and the fixed pair finds its note again."""
+    notes.built_and_studied()
+    go = notes.source / "go.md"
+    go.write_text(GO.replace("**Answer:** A goroutine.", "**Answer:**"), encoding="utf-8")
+    result = notes.build()
+    assert result.exit_code == 0, result.output
+    assert "error: answer is empty" in result.stderr
+    assert "removed" not in result.stdout
+    log = anki.import_package(notes.package)
+    assert (log.new, log.updated) == (0, 0)
+    assert not any(REMOVED_TAG in anki.tags(g) for g in anki.notes())
+    assert anki.history() == notes.history
+
+    go.write_text(GO, encoding="utf-8")
+    fixed = notes.build()
+    assert fixed.exit_code == 0, fixed.output
+    assert "(0 new, 0 changed, 6 unchanged)" in fixed.stdout
+    assert anki.import_package(notes.package).new == 0
+    assert anki.history() == notes.history
+
+
 def test_counts_include_the_removed_notes_the_package_carries(notes: Notes) -> None:
     """A removed pair still travels in the package, tagged: the summary and JSON count it."""
     assert notes.build().exit_code == 0  # type: ignore[attr-defined]

@@ -161,6 +161,34 @@ def test_push_retags_a_moved_pair_the_import_leaves_alone_and_keeps_its_edit_mad
     assert profile.reviews()[guid] == replace(reviews[guid], deck="其他")
 
 
+def test_push_keeps_a_note_whose_pair_has_an_error_while_it_is_being_edited(
+    profile: Profile,
+) -> None:
+    """An answer emptied while editing is an error at its line, not a deletion: push
+    deletes nothing and the card keeps its history; once the answer is back, it is the
+    same note."""
+    reviews = profile.reviews()
+    profile.close()
+    text = profile.reference.read_text(encoding="utf-8")
+    answer = "**答案：**"
+    start = text.index(answer) + len(answer)
+    end = text.index("\n\n### ", start)
+    profile.reference.write_text(text[:start] + "\n" + text[end:], encoding="utf-8")
+    result = profile.cli("push", profile.collection_path)
+    assert result.exit_code == 0, result.output
+    assert "error: answer is empty" in result.stderr
+    assert "0 notes deleted" in result.stderr and "deleted " not in result.stdout
+    assert profile.reviews() == reviews
+    profile.close()
+
+    profile.reference.write_text(text, encoding="utf-8")
+    again = profile.cli("push", profile.collection_path)
+    assert again.exit_code == 0, again.output
+    assert "0 new" in again.stdout and "0 notes deleted" in again.stderr
+    profile.close()
+    assert profile.reviews() == reviews
+
+
 def test_push_dry_run_prints_the_plan_and_changes_nothing(profile: Profile) -> None:
     """--dry-run names what would be deleted and moved; collection, sources, state and
     package stay byte for byte as they were, and no backup is made."""

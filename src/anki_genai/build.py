@@ -39,6 +39,7 @@ from anki_genai.recover import Recovered, keep_damaged, previous_state
 from anki_genai.sources import (
     Scope,
     Sources,
+    broken_files,
     check_output_outside_sources,
     output_path,
     package_folder,
@@ -426,7 +427,10 @@ def _plan(
     package_path = output_path(options.output, collected.root, decks | {n.deck for n in kept})
     if not collected.cards and not kept and not _has_notes(state, collected.scope):
         raise NoCardsError(options.sources, len(collected.files), collected.diagnostics)
-    plan = plan_notes(collected.cards, state, state_path, package_path, collected.scope, kept)
+    broken = broken_files(collected.diagnostics, collected.root)
+    plan = plan_notes(
+        collected.cards, state, state_path, package_path, collected.scope, kept, broken
+    )
     # Compared as data, not as text: a state that says the same is not rewritten, unless
     # reading it had to set something right or it was restored from a damaged one.
     changed = state_digest is None or plan.state != state or bool(state.repairs)

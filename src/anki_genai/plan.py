@@ -90,12 +90,14 @@ def plan_notes(
     package_path: Path,
     scope: Container[str] | None = None,
     kept: Sequence[PackagedNote] = (),
+    broken: Container[str] = (),
 ) -> Plan:
     """Match `cards` against `state`: the notes to package at `package_path`, and the next state.
 
     Only the notes of files in `scope` (None: every file) are matched, removed or packaged;
     the others keep their records as they are, GUIDs included. The `kept` notes (of files
     that could not be read this time, see `as_last_packaged`) are packaged as they are.
+    In the `broken` files (an error in a pair), a note no pair matches is not removed.
     """
     now = identity.build_timestamp(state)
     outside = {g: r for g, r in state.notes.items() if r.file not in scope} if scope else {}
@@ -104,6 +106,8 @@ def plan_notes(
     candidates = candidates_of(cards)
     matched = identity.assign_identities(candidates, state, now, reserved=outside.keys())
     _check_state_belongs_here(state, state_path, candidates, matched)
+    matched, waiting = hold_broken(matched, state, broken)
+    outside = {**outside, **waiting}
     note_type_digest = notetype.note_type_digest()
     note_type_mod = state.note_type_mod if state.note_type_digest == note_type_digest else now
     tombstones = _tombstones(matched, package_path)
@@ -122,6 +126,31 @@ def plan_notes(
     )
     plan = _packaged(cards, matched, tombstones, new_state, package_path)
     return replace(plan, notes=(*plan.notes, *kept), moved=moved, kept_notes=len(kept))
+
+
+def hold_broken(
+    matched: IdentityPlan, state: State, broken: Container[str]
+) -> tuple[IdentityPlan, dict[str, NoteRecord]]:
+    """Take out of `matched` the removals of notes of `broken` files, and return them.
+
+    A pair with an error (an answer emptied while editing, a marker mistyped) gives no
+    card, but it is not deleted: removed, the note would be tagged for deletion (or
+    deleted by a push) with its review history. It waits, as it is in Anki and in the
+    state, until the error is fixed and its pair matches it again.
+    """
+    waiting = {
+        guid: state.notes[guid]
+        for guid in matched.newly_removed
+        if state.notes[guid].file in broken
+    }
+    if not waiting:
+        return matched, {}
+    held = replace(
+        matched,
+        removed=tuple(r for r in matched.removed if r.guid not in waiting),
+        newly_removed=tuple(g for g in matched.newly_removed if g not in waiting),
+    )
+    return held, waiting
 
 
 def _packaged(

@@ -223,6 +223,13 @@ def relative_to_root(path: Path, root: Path) -> str:
     return real.relative_to(root).as_posix() if real.is_relative_to(root) else path.name
 
 
+def broken_files(diagnostics: Iterable[Diagnostic], root: Path) -> frozenset[str]:
+    """The files, as the state records them, with an error: a pair there gave no card."""
+    return frozenset(
+        relative_to_root(d.location.path, root) for d in diagnostics if d.severity is Severity.ERROR
+    )
+
+
 def read_source(path: Path, encoding: str = "utf-8") -> str:
     """Read a Markdown file; UTF-8 may start with a BOM."""
     return decode_source(read_bytes(path), path, encoding)

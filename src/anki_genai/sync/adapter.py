@@ -24,8 +24,8 @@ from anki_genai.errors import AnkiGenaiError, SourceLocation
 from anki_genai.identity import Status, assign_identities, build_timestamp
 from anki_genai.lock import project_lock as build_project_lock
 from anki_genai.parse import markdown_parser, parse_markdown
-from anki_genai.plan import candidates_of
-from anki_genai.sources import output_path
+from anki_genai.plan import candidates_of, hold_broken
+from anki_genai.sources import broken_files, output_path
 from anki_genai.statefile import (
     STATE_FILE_NAME,
     NoteRecord,
@@ -105,6 +105,8 @@ def read_project(options: BuildOptions) -> Project:
     )
     candidates = candidates_of(collected.cards)
     plan = assign_identities(candidates, inside, build_timestamp(state), reserved=outside)
+    # As the build does, a note whose pair has an error now is not removed: never deleted.
+    plan, _ = hold_broken(plan, inside, broken_files(collected.diagnostics, root))
     notes = tuple(
         ProjectNote(card, a.guid, a.mod, a.status)
         for card, a in zip(collected.cards, plan.assignments, strict=True)
