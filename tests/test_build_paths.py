@@ -420,8 +420,9 @@ def test_damaged_cache_is_rebuilt_not_an_error(
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
     parts = [p for p in (tmp_path / "out" / CACHE_FILE_NAME).rglob("*") if p.is_file()]
-    # an entry per source file, the index, the kept collection, its index and its segments
-    assert len(parts) == FILES + 4
+    # an entry per source file, the index, the build record, the kept collection, its index
+    # and its segments
+    assert len(parts) == FILES + 5
     for part in parts:
         part.write_bytes(damage(part.read_bytes()))
     package.unlink()

@@ -9,17 +9,19 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from anki_genai import statefile
-from anki_genai.apkg import notetype
+from anki_genai import incremental, statefile
+from anki_genai.apkg import notetype, package
 from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, RememberedFile, environment_key
 from anki_genai.cards import Card, merge_duplicates
 from anki_genai.errors import (
+    AnkiGenaiError,
     Diagnostic,
     SourceError,
     StrictModeError,
@@ -32,6 +34,7 @@ from anki_genai.parse import ParseOptions
 from anki_genai.plan import Plan, PlannedNote, card_strings, plan_notes
 from anki_genai.preview import write_preview
 from anki_genai.sources import (
+    FileJob,
     Scope,
     Sources,
     check_output_outside_sources,
@@ -43,6 +46,7 @@ from anki_genai.sources import (
     source_root,
 )
 from anki_genai.statefile import NoteRecord, State
+from anki_genai.statetext import save_text_with_backup
 from anki_genai.workers import process_all
 
 
@@ -71,6 +75,10 @@ class Collected:
     files: tuple[Path, ...]
     root: Path  # the folder the state file lives in
     scope: Scope  # the files whose notes this build speaks for
+    # Each file's cards before duplicates were merged (None: unreadable), and what merging
+    # them found: what the next build's record of each file is made of.
+    results: tuple[FileResult | None, ...] = ()
+    merged: tuple[Diagnostic, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +185,19 @@ def build(
         if unchanged is not None:
             return unchanged
         in_cache = memo is None and not options.dry_run  # cards' HTML waits there, not in memory
+        inputs = incremental.inputs_key(
+            replace(options, dry_run=False), cache.environment, notetype.note_type_digest()
+        )
+        parts = _split(cache, options, inputs, sources, state_path, state_digest)
+        if parts is not None:
+            quick = _build_changed(
+                parts, options, inputs, cache, sources, state_path, state_digest, progress,
+                in_cache, workers,
+            )  # fmt: skip
+            if quick is not None:
+                if memo is not None:
+                    memo.state = None
+                return quick
         collected = collect(options, progress, cache, sources, in_cache, workers)
         plan, state_changed = _plan(collected, options, state_path, state_digest, memo)
         result = _result(collected, plan, state_path)
@@ -187,10 +208,127 @@ def build(
         written, state_digest = write_outputs(
             plan, result.state_path, cache, state_changed, state_digest
         )
-        _remember(cache, options, sources, collected, result, state_digest)
+        incremental.save_record(cache, _record(inputs, sources, collected, plan, state_digest))
+        _remember(cache, options, sources, _media(collected), result, state_digest)
         if memo is not None:
             memo.state = (state_digest, plan.state)
         return replace(result, written=written)
+
+
+def _split(
+    cache: Cache,
+    options: BuildOptions,
+    inputs: str,
+    sources: Sources,
+    state_path: Path,
+    state_digest: str | None,
+) -> incremental.Split | None:
+    """The files this rebuild needs to match again, if the last build's record allows it."""
+    if options.dry_run or state_digest is None:
+        return None
+    record = incremental.load_record(cache)
+    if record is None:
+        return None
+    if not cache.package_is_current(Path(record.package), str(cache.package.get("digest"))):
+        return None
+    return incremental.split(record, inputs, sources, state_path, state_digest)
+
+
+def _build_changed(
+    parts: incremental.Split,
+    options: BuildOptions,
+    inputs: str,
+    cache: Cache,
+    sources: Sources,
+    state_path: Path,
+    state_digest: str | None,
+    progress: Progress | None,
+    in_cache: bool,
+    workers: int | None,
+) -> BuildResult | None:
+    """Rebuild matching only the changed files; None if a full build is needed after all."""
+    if progress is not None:
+        sizes = [job.size if isinstance(job, FileJob) else 0 for job in sources.jobs]
+        progress.begin(tuple(zip(sources.files, sizes, strict=True)))
+        for job in sources.jobs:
+            if isinstance(job, FileJob) and job.relative in parts.unchanged:
+                count = len(parts.record.files[job.relative].guids)
+                progress.file_read(FileRead(job.path, job.size, count, None))
+    collected = collect(
+        options, _Continued(progress), cache, parts.changed, in_cache, workers, forget=False
+    )
+    results = [r for r in collected.results if isinstance(r, FileResult)]
+    delta = incremental.plan_delta(
+        parts, results, collected.cards, collected.merged, options.output, sources.skipped
+    )
+    if delta is None:
+        return None
+    plan = delta.plan
+    result = BuildResult(
+        plan.package_path, state_path, len(sources.files), plan.changes, delta.diagnostics,
+        False, plan.counts, delta.note_count, plan.deck_counts, plan.moved,
+    )  # fmt: skip
+    if options.strict and result.diagnostics:
+        raise StrictModeError(result.diagnostics)
+    keep = cache.folder / "collection" if cache.folder is not None else None
+    path, note_type_mod = plan.package_path, plan.state.note_type_mod
+    try:
+        written = package.write_package(plan.notes, note_type_mod, path, keep, delta.unchanged)
+    except OSError as exc:
+        raise AnkiGenaiError(
+            f"{path}: cannot write the package ({exc.strerror}); choose a writable output with -o"
+        ) from None
+    if written is None:
+        return None
+    if written:
+        cache.remember_package(path, f"changed:{hashlib.sha256(os.urandom(16)).hexdigest()}")
+    if delta.state_text is not None:
+        state_digest = save_text_with_backup(delta.state_text, state_path, path.parent)
+    assert state_digest is not None
+    cache.keep_only({job.relative for job in sources.jobs if isinstance(job, FileJob)})
+    record = incremental.BuildRecord(
+        inputs, state_digest, delta.latest_mod, str(path), delta.tombstones, delta.files
+    )
+    incremental.save_record(cache, record)
+    _remember(cache, options, sources, list(delta.media), result, state_digest)
+    return replace(result, written=bool(written) or delta.state_text is not None)
+
+
+class _Continued:
+    """A build's progress, told about more files after it began."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+
+    def begin(self, files: Sequence[tuple[Path, int]]) -> None:
+        pass
+
+    def file_read(self, file: FileRead) -> None:
+        if self._progress is not None:
+            self._progress.file_read(file)
+
+
+def _record(
+    inputs: str, sources: Sources, collected: Collected, plan: Plan, state_digest: str
+) -> incremental.BuildRecord | None:
+    """What the next build starts from, after a build of the whole project."""
+    results = [r for r in collected.results if isinstance(r, FileResult)]
+    if sources.scope.named != ("",) or len(results) != len(sources.jobs):
+        return None
+    jobs = [job for job in sources.jobs if isinstance(job, FileJob)]
+    guids = [note.guid for note in plan.notes[: len(collected.cards)]]
+    files = incremental.file_records(
+        jobs, sources.keys, results, collected.cards, guids, collected.merged
+    )
+    tombstones = tuple(g for g, r in plan.state.notes.items() if r.removed)
+    latest = plan.state.latest_mod
+    return incremental.BuildRecord(
+        inputs, state_digest, latest, str(plan.package_path), tombstones, files
+    )
+
+
+def _media(collected: Collected) -> list[Path]:
+    return sorted({m.path for card in collected.cards for m in card.media})
 
 
 def collect(
@@ -200,6 +338,7 @@ def collect(
     sources: Sources | None = None,
     html_in_cache: bool = False,
     workers: int | None = None,
+    forget: bool = True,
 ) -> Collected:
     """Parse and render every source file into cards, reusing cached files.
 
@@ -233,7 +372,7 @@ def collect(
         if progress is not None:
             cards = len(result.cards) if isinstance(result, FileResult) else None
             progress.file_read(FileRead(job.path, job.size, cards, seconds))
-    if cache is not None and "" in sources.scope.named:  # a part of the project keeps the rest
+    if forget and cache is not None and "" in sources.scope.named:  # a part keeps the rest
         cache.keep_only({job.relative for job in sources.jobs if not isinstance(job, SourceError)})
     return _collected(sources, results, options.skip_unreadable)
 
@@ -253,7 +392,11 @@ def _collected(
     kept, duplicate_problems = merge_duplicates(cards)
     diagnostics.extend(duplicate_problems)
     scope = sources.scope.without(relative_to_root(exc.path, sources.root) for exc in unreadable)
-    return Collected(tuple(kept), tuple(diagnostics), sources.files, sources.root, scope)
+    files = tuple(r if isinstance(r, FileResult) else None for r in results)
+    return Collected(
+        tuple(kept), tuple(diagnostics), sources.files, sources.root, scope, files,
+        tuple(duplicate_problems),
+    )  # fmt: skip
 
 
 def check(options: BuildOptions, progress: Progress | None = None) -> Collected:
@@ -341,12 +484,11 @@ def _remember(
     cache: Cache,
     options: BuildOptions,
     sources: Sources,
-    collected: Collected,
+    media: list[Path],
     result: BuildResult,
     state_digest: str,
 ) -> None:
     """Save the cache, with what this build read and reported, for the next build."""
-    media = sorted({m.path for card in collected.cards for m in card.media})
     inputs = _inputs_digest(options, sources, state_digest)
     cache.remember_build(inputs, result.package_path, result.summary(), media)
     cache.save()

@@ -23,8 +23,7 @@ import base64
 import enum
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from anki_genai.parse import normalize_question
@@ -84,14 +83,29 @@ class IdentityPlan:
 
 def build_timestamp(state: State) -> int:
     """Return a mod time strictly newer than anything the state has sent to Anki."""
-    return max(int(time.time()), state.latest_mod + 1)
+    return timestamp_after(state.latest_mod)
+
+
+def timestamp_after(latest_mod: int) -> int:
+    """Return a mod time strictly newer than `latest_mod`, and not in the past."""
+    return max(int(time.time()), latest_mod + 1)
+
+
+def natural_guid(key: str) -> str:
+    """The GUID a pair with normalised question `key` and no explicit id is first given."""
+    return _guid("q", key)
+
+
+def explicit_guid(explicit_id: str) -> str:
+    """The GUID of every pair with the explicit id `explicit_id`."""
+    return _explicit_guid(explicit_id)
 
 
 def assign_identities(
     candidates: Sequence[Candidate],
     state: State,
     now: int,
-    reserved: AbstractSet[str] = frozenset(),
+    reserved: Container[str] = frozenset(),
 ) -> IdentityPlan:
     """Give each candidate the GUID of the note it evolved from, or a new one; a new one is
     never one of `reserved` (the GUIDs of notes this build leaves alone)."""
@@ -136,11 +150,11 @@ def assign_identities(
 
     _match_edited_questions(candidates, records, record_keys, chosen, claimed)
 
-    taken = set(records) | claimed | reserved
+    taken = set(records) | claimed
     assignments = []
     for cand, matched in zip(candidates, chosen, strict=True):
         if matched is None:
-            matched = _fresh_guid(cand.key, taken)
+            matched = _fresh_guid(cand.key, taken, reserved)
             taken.add(matched)
         previous = records.get(matched)
         renamed = previous is not None and previous.question != cand.question
@@ -236,11 +250,11 @@ def _explicit_guid(explicit_id: str) -> str:
     return _guid("id", explicit_id)
 
 
-def _fresh_guid(key: str, taken: set[str]) -> str:
+def _fresh_guid(key: str, taken: set[str], reserved: Container[str] = frozenset()) -> str:
     """A GUID for a new note from its normalised question `key`."""
     guid = _guid("q", key)
     counter = 2
-    while guid in taken:
+    while guid in taken or guid in reserved:
         # The same question again with another answer: a distinct, still reproducible GUID.
         guid = _guid("q", key, str(counter))
         counter += 1

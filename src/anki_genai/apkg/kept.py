@@ -79,7 +79,8 @@ class KeptCollection:
         decks: Mapping[str, int],
         note_type_mod: int,
     ) -> dict[str, int] | None:
-        """Copy the kept collection to `collection` and bring it to `notes`; None on failure."""
+        """Copy the kept collection to `collection` and bring it to `held` (every note's
+        content by GUID), writing `notes` where the kept one differs; None on failure."""
         try:
             shutil.copyfile(self.folder / _KEPT_COLLECTION, collection)
             if file_stat(self.folder / _KEPT_COLLECTION) != self.stat:
@@ -127,7 +128,7 @@ class KeptCollection:
         counts = cursor.execute(
             "SELECT (SELECT count(*) FROM notes), (SELECT count(*) FROM cards)"
         ).fetchone()
-        if counts != (len(notes), len(notes)) or len(note_ids) != len(notes):
+        if counts != (len(wanted), len(wanted)) or len(note_ids) != len(wanted):
             return None
         return note_ids
 

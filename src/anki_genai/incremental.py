@@ -1,0 +1,418 @@
+"""A rebuild that costs what changed: the files that changed are matched, the rest keep
+the identities the last build gave them.
+
+Each whole-project build records, in the cache, what every file yielded: its key, deck,
+problems, images and the GUIDs of its notes. The next build splits the files into those
+whose key (and images) are unchanged and the rest, and matches only the rest against the
+records they can meet: the notes of the changed and removed files, and the tombstones.
+
+This gives exactly what matching everything gives when no unchanged note could be claimed
+by a changed pair, nor take part in the later, fuzzier steps. An unchanged note that is
+*settled*, whose GUID is its explicit id's or the one its question gives, is claimed by its
+own pair at the first steps of `identity.assign_identities`, since the state records exactly
+that pair's question and answer under that GUID, and no other pair can take it unless it
+shares its question or id. So a file is matched again when any of its notes is unsettled
+(an edited question keeps its old GUID), and the whole build falls back to matching
+everything when a changed pair shares a question or an id with an unchanged file's note, or
+a changed file shared one with another file last time (duplicates are merged across files).
+Everything else the shortcut rests on (the state file, options, tool versions, the last
+package) must be byte for byte what the last build left, or the build is a full one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from anki_genai import identity, plan
+from anki_genai.apkg import notetype, package
+from anki_genai.cache import Cache, FileResult
+from anki_genai.cards import Card
+from anki_genai.errors import Diagnostic
+from anki_genai.identity import Candidate, Status
+from anki_genai.media import MediaFile
+from anki_genai.sources import FileJob, Sources, output_path
+from anki_genai.statefile import NoteRecord, State
+from anki_genai.statetext import StateText, plain_guid, read_state_text
+
+RECORD_NAME = "build.record"  # in the cache folder
+_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """What one source file yielded at the last build."""
+
+    key: str
+    deck: str
+    guids: tuple[str, ...]  # of its notes, in order, duplicates merged away
+    settled: bool  # every note's GUID is its explicit id's or its question's
+    explicit_keys: tuple[str, ...]  # the questions (normalised) of its notes with an id
+    entangled: bool  # shared a question or an id with another file's pair
+    diagnostics: tuple[list[Any], ...]  # its own problems, then its duplicates'
+    merged: tuple[list[Any], ...]
+    media: tuple[tuple[str, str, int, int], ...]  # path, name, size, mtime
+
+    def to_list(self) -> list[object]:
+        return [self.key, self.deck, list(self.guids), self.settled, list(self.explicit_keys),
+                self.entangled, list(self.diagnostics), list(self.merged),
+                [list(m) for m in self.media]]  # fmt: skip
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> FileRecord:
+        key, deck, guids, settled, explicit, entangled, diagnostics, merged, media = data
+        return cls(
+            str(key), str(deck), tuple(guids), bool(settled), tuple(explicit), bool(entangled),
+            tuple(diagnostics), tuple(merged),
+            tuple((str(p), str(n), int(s), int(m)) for p, n, s, m in media),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRecord:
+    """What the last whole-project build left, for the next one to start from."""
+
+    inputs: str  # options, tool versions and note type, as `inputs_key` says
+    state_digest: str  # of the state file it wrote
+    latest_mod: int  # the newest mod in that state
+    package: str  # the package it wrote
+    tombstones: tuple[str, ...]
+    files: dict[str, FileRecord]  # by relative path, in the sources' order
+
+
+def inputs_key(options: object, environment: str, note_type_digest: str) -> str:
+    """What every file's notes depend on besides the file: a change means a full build."""
+    return hashlib.sha256(
+        f"{options!r}\x1e{environment}\x1e{note_type_digest}".encode()
+    ).hexdigest()
+
+
+def load_record(cache: Cache) -> BuildRecord | None:
+    from anki_genai.store import read_checked
+
+    if cache.folder is None:
+        return None
+    data = read_checked(cache.folder / RECORD_NAME)
+    try:
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            return None
+        files = {str(k): FileRecord.from_list(v) for k, v in data["files"]}
+        return BuildRecord(
+            str(data["inputs"]),
+            str(data["state_digest"]),
+            int(data["latest_mod"]),
+            str(data["package"]),
+            tuple(data["tombstones"]),
+            files,
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def save_record(cache: Cache, record: BuildRecord | None) -> None:
+    """Write the record (None: remove it, so the next build is a full one); best effort."""
+    import contextlib
+
+    from anki_genai.store import write_checked
+
+    if cache.folder is None:
+        return
+    path = cache.folder / RECORD_NAME
+    with contextlib.suppress(OSError):
+        if record is None:
+            path.unlink(missing_ok=True)
+            return
+        cache.folder.mkdir(parents=True, exist_ok=True)
+        write_checked(
+            path,
+            {
+                "format": _FORMAT,
+                "inputs": record.inputs,
+                "state_digest": record.state_digest,
+                "latest_mod": record.latest_mod,
+                "package": record.package,
+                "tombstones": list(record.tombstones),
+                "files": [[k, v.to_list()] for k, v in record.files.items()],
+            },
+        )
+
+
+def file_records(
+    jobs: Sequence[FileJob],
+    keys: Sequence[str],
+    results: Sequence[FileResult],
+    kept: Sequence[Card],
+    guids: Sequence[str],
+    merged: Sequence[Diagnostic],
+) -> dict[str, FileRecord]:
+    """Each file's record, from its result, its cards kept after merging duplicates (in
+    order, with `guids`), and the problems merging found."""
+    by_file: dict[str, list[tuple[Card, str]]] = {}
+    for card, guid in zip(kept, guids, strict=True):
+        by_file.setdefault(card.source_file, []).append((card, guid))
+    relative_of = {job.path: job.relative for job in jobs}
+    merged_by_file: dict[str, list[list[Any]]] = {}
+    for problem in merged:
+        relative = relative_of.get(problem.location.path, "")
+        merged_by_file.setdefault(relative, []).append(problem.to_list())
+    owners: dict[str, str] = {}
+    entangled: set[str] = set()
+    for job, result in zip(jobs, results, strict=True):
+        for card in result.cards:
+            marks = [f"q{card.question_key}"]
+            if card.explicit_id is not None:
+                marks.append(f"i{card.explicit_id}")
+            for mark in marks:
+                owner = owners.setdefault(mark, job.relative)
+                if owner != job.relative:
+                    entangled.update((owner, job.relative))
+    records = {}
+    for job, key, result in zip(jobs, keys, results, strict=True):
+        notes = by_file.get(job.relative, [])
+        records[job.relative] = FileRecord(
+            key=key,
+            deck=notes[0][0].deck if notes else "",
+            guids=tuple(guid for _, guid in notes),
+            settled=all(_settled(card, guid) for card, guid in notes),
+            explicit_keys=tuple(c.question_key for c, _ in notes if c.explicit_id is not None),
+            entangled=job.relative in entangled,
+            diagnostics=tuple(d.to_list() for d in result.diagnostics),
+            merged=tuple(merged_by_file.get(job.relative, ())),
+            media=_media(result),
+        )
+    return records
+
+
+def _settled(card: Card, guid: str) -> bool:
+    if not plain_guid(guid):
+        return False
+    if card.explicit_id is not None:
+        return guid == identity.explicit_guid(card.explicit_id)
+    return guid == identity.natural_guid(card.question_key)
+
+
+def _media(result: FileResult) -> tuple[tuple[str, str, int, int], ...]:
+    from anki_genai.store import file_stat
+
+    files = {(str(m.path), m.name) for card in result.cards for m in card.media}
+    media = []
+    for path, name in sorted(files):
+        try:
+            size, mtime = file_stat(Path(path))
+        except OSError:
+            size, mtime = -1, -1  # gone: the file is read again next time
+        media.append((path, name, size, mtime))
+    return tuple(media)
+
+
+def _media_unchanged(media: Sequence[tuple[str, str, int, int]]) -> bool:
+    from anki_genai.store import file_stat
+
+    try:
+        return all(file_stat(Path(p)) == [s, m] for p, _, s, m in media)
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A rebuild's files split into those kept as recorded and those to match again."""
+
+    record: BuildRecord
+    state: StateText
+    unchanged: frozenset[str]  # relative paths
+    changed: Sources  # the other files, as a build of only them reads them
+    removed: tuple[str, ...]  # files of the last build no longer among the sources
+    order: tuple[str, ...]  # every file's relative path, in the sources' order
+
+
+def split(
+    record: BuildRecord | None,
+    inputs: str,
+    sources: Sources,
+    state_path: Path,
+    state_digest: str | None,
+) -> Split | None:
+    """The files to match again, or None when this build must match every file."""
+    if record is None or state_digest != record.state_digest or record.inputs != inputs:
+        return None
+    if sources.scope.named != ("",) or any(not isinstance(j, FileJob) for j in sources.jobs):
+        return None
+    unchanged = set()
+    changed = []
+    for index, (job, key) in enumerate(zip(sources.jobs, sources.keys, strict=True)):
+        assert isinstance(job, FileJob)
+        known = record.files.get(job.relative)
+        fits = known is not None and known.key == key and known.settled
+        if fits and known is not None and not known.entangled and _media_unchanged(known.media):
+            unchanged.add(job.relative)
+            continue
+        changed.append(index)
+    if not unchanged:
+        return None
+    try:
+        data, text = read_state_text(state_path)
+    except OSError:
+        return None
+    if text is None or hashlib.sha256(data).hexdigest() != state_digest:
+        return None
+    present = {job.relative for job in sources.jobs if isinstance(job, FileJob)}
+    removed = tuple(relative for relative in record.files if relative not in present)
+    if any(record.files[relative].entangled for relative in removed):
+        return None
+    subset = replace(
+        sources,
+        files=tuple(sources.files[i] for i in changed),
+        jobs=tuple(sources.jobs[i] for i in changed),
+        keys=tuple(sources.keys[i] for i in changed),
+    )
+    order = tuple(job.relative for job in sources.jobs if isinstance(job, FileJob))
+    return Split(record, text, frozenset(unchanged), subset, removed, order)
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What a rebuild that matched only the changed files sends, keeps and reports."""
+
+    plan: plan.Plan  # the changed notes, their state (only theirs), counts and changes
+    unchanged: package.Unchanged  # what the package keeps of the last one
+    state_text: bytes | None  # the new state file's text; None if it says the same
+    files: dict[str, FileRecord]  # the next build's record of every file
+    latest_mod: int
+    tombstones: tuple[str, ...]
+    diagnostics: tuple[Diagnostic, ...]
+    note_count: int
+    media: tuple[Path, ...]  # every image the notes show
+
+
+class _Elsewhere:
+    """The GUIDs of the notes this build keeps as recorded: a new note gets none of them."""
+
+    def __init__(self, state: StateText, replaced: frozenset[str]) -> None:
+        self._state = state
+        self._replaced = replaced
+
+    def __contains__(self, guid: object) -> bool:
+        return guid not in self._replaced and guid in self._state
+
+
+def plan_delta(
+    parts: Split,
+    results: Sequence[FileResult],
+    cards: Sequence[Card],
+    merged: Sequence[Diagnostic],
+    output: Path,
+    skipped: Sequence[Diagnostic],
+) -> Delta | None:
+    """Match the changed files' `cards` (their `results` before duplicates were merged)
+    against the records they can meet; None when that could differ from matching all."""
+    record, text, sources = parts.record, parts.state, parts.changed
+    jobs = [job for job in sources.jobs if isinstance(job, FileJob)]
+    replaced_set: set[str] = set(record.tombstones)
+    for relative in (*(job.relative for job in jobs), *parts.removed):
+        known = record.files.get(relative)
+        if known is not None:
+            replaced_set.update(known.guids)
+    replaced = frozenset(replaced_set)
+    elsewhere = _Elsewhere(text, replaced)
+    kept_questions = {k for r in parts.unchanged for k in record.files[r].explicit_keys}
+    for result in results:
+        for card in result.cards:
+            # A changed pair that shares a question or an id with a kept note could claim it,
+            # or be merged with it: only matching everything says what then happens.
+            if card.question_key in kept_questions:
+                return None
+            if identity.natural_guid(card.question_key) in elsewhere:
+                return None
+            if (
+                card.explicit_id is not None
+                and identity.explicit_guid(card.explicit_id) in elsewhere
+            ):
+                return None
+    previous: dict[str, NoteRecord] = {}
+    for guid in replaced:
+        found = text.record(guid)
+        if found is None:
+            return None
+        previous[guid] = found
+    note_type_digest, note_type_mod = text.note_type()
+    if note_type_digest != notetype.note_type_digest():
+        return None
+    decks = {record.files[r].deck for r in parts.unchanged if record.files[r].guids}
+    package_path = output_path(output, sources.root, decks | {c.deck for c in cards})
+    if str(package_path) != record.package:
+        return None
+
+    now = identity.timestamp_after(record.latest_mod)
+    candidates = [
+        Candidate(c.question_text, c.answer_digest, c.digest, c.source_file, c.explicit_id,
+                  c.question_key, c.shown_digest)
+        for c in cards
+    ]  # fmt: skip
+    state = State(previous, note_type_digest, note_type_mod)
+    matched = identity.assign_identities(candidates, state, now, reserved=elsewhere)
+    tombstones = plan._tombstones(matched, package_path)  # as a full build makes them
+    new_state = identity.updated_state(
+        candidates, matched, tombstones, note_type_digest, note_type_mod
+    )
+    moved = sum(
+        1
+        for card, a in zip(cards, matched.assignments, strict=True)
+        if a.status is Status.UNCHANGED and previous[a.guid].file != card.source_file
+    )
+    packaged = replace(
+        plan._packaged(cards, matched, tombstones, new_state, package_path), moved=moved
+    )
+    state_text = (
+        None if new_state.notes == previous else text.replaced(set(replaced), new_state.notes)
+    )
+
+    guids = [a.guid for a in matched.assignments]
+    fresh = file_records(jobs, sources.keys, results, cards, guids, merged)
+    files: dict[str, FileRecord] = {}
+    statuses = iter(matched.assignments)
+    counts: Counter[Status] = Counter()
+    deck_counts: dict[str, Counter[Status]] = {}
+    diagnostics = list(skipped)
+    merged_problems: list[Diagnostic] = []
+    note_count = 0
+    media: list[Path] = []
+    for relative in parts.order:
+        known = fresh.get(relative) or record.files[relative]
+        files[relative] = known
+        diagnostics.extend(Diagnostic.from_list(d) for d in known.diagnostics)
+        merged_problems.extend(Diagnostic.from_list(d) for d in known.merged)
+        media.extend(Path(p) for p, *_ in known.media)
+        note_count += len(known.guids)
+        if relative in parts.unchanged:
+            if known.guids:
+                deck_counts.setdefault(known.deck, Counter())[Status.UNCHANGED] += len(known.guids)
+            counts[Status.UNCHANGED] += len(known.guids)
+        else:
+            for _ in known.guids:
+                status = next(statuses).status
+                deck_counts.setdefault(known.deck, Counter())[status] += 1
+                counts[status] += 1
+    for deck, removed in packaged.deck_counts.items():
+        if removed[Status.REMOVED]:
+            deck_counts.setdefault(deck, Counter())[Status.REMOVED] += removed[Status.REMOVED]
+    counts[Status.REMOVED] = packaged.counts[Status.REMOVED]
+    kept_media = tuple(
+        MediaFile(Path(p), n) for r in parts.unchanged for p, n, *_ in record.files[r].media
+    )
+    latest = max([record.latest_mod, *(r.mod for r in new_state.notes.values())])
+    return Delta(
+        replace(packaged, counts=counts, deck_counts=deck_counts),
+        package.Unchanged(replaced, frozenset(decks), kept_media),
+        state_text,
+        files,
+        latest,
+        tuple(g for g, r in new_state.notes.items() if r.removed),
+        (*diagnostics, *merged_problems),
+        note_count,
+        tuple(sorted(set(media))),
+    )

@@ -1,0 +1,194 @@
+"""A rebuild that matches only the changed files gives exactly what matching every file gives:
+the same notes in Anki (GUIDs, fields, mods, tags, decks) and the same state file."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from anki_genai import identity, incremental, statefile
+from anki_genai.cache import CACHE_FILE_NAME
+from anki_genai.identity import Status
+from tests.test_build_paths import FILES, _build, _notes, _write_corpus
+
+Edit = Callable[[Path], None]
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Builds read the time from here, so two builds can be compared note for note."""
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(identity.time, "time", lambda: now[0])
+    return now
+
+
+def _replace(name: str, old: str, new: str) -> Edit:
+    def edit(source: Path) -> None:
+        path = source / name
+        text = path.read_text(encoding="utf-8")
+        assert old in text
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    return edit
+
+
+def _add(source: Path) -> None:
+    (source / "part50.md").write_text(
+        "# 新题库\n\n**题目：** 新加的题目是什么？\n\n**答案：** 新加的答案。\n", encoding="utf-8"
+    )
+
+
+def _remove(source: Path) -> None:
+    (source / "part04.md").unlink()
+
+
+def _pair(f: int, n: int) -> str:
+    return (
+        f"## {n + 1}. 小节\n\n**题目：** 第{f}-{n}题：什么是第{n}种情况？\n\n"
+        f"**答案：**\n\n- 要点 {f}.{n}\n- 公式 $x_{n}^2$\n\n"
+        f"```python\nprint({f}, {n})\n```\n"
+    )
+
+
+def _move(question_edit: str = "") -> Edit:
+    """Cut pair 3-2 from part03.md and paste it at the end of part07.md (its question
+    edited by `question_edit` appended, if given)."""
+
+    def edit(source: Path) -> None:
+        pair = _pair(3, 2)
+        _replace("part03.md", pair, "")(source)
+        moved = pair.replace("种情况？", f"种情况{question_edit}？") if question_edit else pair
+        with (source / "part07.md").open("a", encoding="utf-8") as handle:
+            handle.write("\n" + moved)
+
+    return edit
+
+
+SCENARIOS: dict[str, tuple[list[Edit], bool]] = {
+    # name: (edits, one after the other, each built; whether the last may take the shortcut)
+    "an answer edited": ([_replace("part05.md", "要点 5.3", "要点五点三")], True),
+    "a file added": ([_add], True),
+    "a file removed": ([_remove], True),
+    "a pair moved to another file": ([_move()], True),
+    "a pair moved, its question edited": ([_move("呢")], True),
+    "a question edited": ([_replace("part02.md", "第2-1题：什么是", "第2-1题：究竟什么是")], True),
+    "a question edited, then its answer": (
+        [
+            _replace("part02.md", "第2-1题：什么是", "第2-1题：究竟什么是"),
+            _replace("part02.md", "要点 2.1", "要点二点一"),
+        ],
+        True,
+    ),
+    "a file edited after a file removed": ([_remove, _replace("part06.md", "6.1", "六点一")], True),
+    # A changed file gains the question of an unchanged file's pair: they are merged or
+    # warned about across files, so the build matches every file.
+    "a question copied from an unchanged file": (
+        [_replace("part05.md", "第5-3题：什么是第3种情况？", "第9-3题：什么是第3种情况？")],
+        False,
+    ),
+    "a whole pair copied from an unchanged file": (
+        [
+            lambda source: (source / "part11.md").write_text(
+                (source / "part11.md").read_text(encoding="utf-8") + "\n" + _pair(9, 3), "utf-8"
+            )
+        ],
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_rebuild_of_changed_files_equals_full_build(
+    name: str, tmp_path: Path, fixed_clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the edit, a rebuild gives the notes and state a build that matches every
+    file gives, and takes the shortcut wherever it may."""
+    edits, shortcut = SCENARIOS[name]
+    quick, full = tmp_path / "quick" / "source", tmp_path / "full" / "source"
+    _write_corpus(quick)
+    _build(quick, tmp_path / "quick" / "out.apkg")
+    taken: list[bool] = []
+    real_plan_delta = incremental.plan_delta
+
+    def spy(*args: object, **kwargs: object) -> object:
+        delta = real_plan_delta(*args, **kwargs)  # type: ignore[arg-type]
+        taken.append(delta is not None)
+        return delta
+
+    monkeypatch.setattr(incremental, "plan_delta", spy)
+    for edit in edits:
+        # The full build starts from the same sources, state and package, with no cache:
+        # it matches every file.
+        shutil.rmtree(full.parent, ignore_errors=True)
+        shutil.copytree(quick, full)
+        shutil.copyfile(tmp_path / "quick" / "out.apkg", tmp_path / "full" / "out.apkg")
+        for source in (quick, full):
+            edit(source)
+        fixed_clock[0] += 100
+        taken.clear()
+        _build(quick, tmp_path / "quick" / "out.apkg")
+        _build(full, tmp_path / "full" / "out.apkg")
+        assert taken[:1] == [shortcut] or (not shortcut and taken[:1] in ([], [False]))
+        state = statefile.STATE_FILE_NAME
+        assert (quick / state).read_bytes() == (full / state).read_bytes()
+    got = _notes(tmp_path / "quick" / "out.apkg", tmp_path / "anki-quick")
+    want = _notes(tmp_path / "full" / "out.apkg", tmp_path / "anki-full")
+    assert got == want
+    assert len(got) >= FILES * 8 - 8
+
+
+def test_unsettled_file_is_matched_again(tmp_path: Path, fixed_clock: list[float]) -> None:
+    """A file whose note kept its GUID through an edited question is matched again on every
+    rebuild, so that its notes are matched as a full build matches them."""
+    source = tmp_path / "source"
+    _write_corpus(source)
+    package = tmp_path / "out.apkg"
+    _build(source, package)
+    _replace("part02.md", "第2-1题：什么是", "第2-1题：究竟什么是")(source)
+    _build(source, package)
+    _replace("part09.md", "要点 9.1", "要点九点一")(source)
+    cache = incremental.load_record  # the record says which files the next build matches
+    from anki_genai.build import BuildOptions, output_cache
+
+    record = cache(output_cache(BuildOptions(sources=(source,), output=package)))
+    assert record is not None
+    assert not record.files["part02.md"].settled
+    assert all(r.settled for name, r in record.files.items() if name != "part02.md")
+
+
+def test_rebuild_reports_what_a_full_build_reports(
+    tmp_path: Path, fixed_clock: list[float]
+) -> None:
+    """The shortcut's counts, decks and problems are those a full build reports."""
+    from anki_genai import build as build_module
+    from anki_genai.build import BuildOptions
+
+    results = []
+    for name in ("quick", "full"):
+        source = tmp_path / name / "source"
+        _write_corpus(source)
+        (source / "part03.md").write_text(
+            (source / "part03.md").read_text(encoding="utf-8") + "\n**题目：** 无答案？\n",
+            encoding="utf-8",
+        )
+        options = BuildOptions(sources=(source,), output=tmp_path / name / "out.apkg")
+        build_module.build(options)
+        _remove(source)
+        _replace("part05.md", "要点 5.3", "要点五点三")(source)
+        fixed_clock[0] += 100
+        if name == "full":  # no cache: every file is parsed and matched
+            shutil.rmtree(tmp_path / name / CACHE_FILE_NAME)
+        results.append(build_module.build(options))
+    quick, full = results
+    assert quick.counts == full.counts
+    assert quick.counts[Status.REMOVED] == 8 and quick.counts[Status.CHANGED] == 1
+    assert list(quick.deck_counts.items()) == list(full.deck_counts.items())
+    assert [str(d).replace("/quick/", "/") for d in quick.diagnostics] == [
+        str(d).replace("/full/", "/") for d in full.diagnostics
+    ]
+    assert quick.diagnostics != ()
+    assert quick.note_count == full.note_count
+    assert [(c.guid, c.status) for c in quick.changes] == [(c.guid, c.status) for c in full.changes]
