@@ -24,6 +24,7 @@ def test_benchmark_runs_and_prints_every_scenario() -> None:
         "cold build",
         "rebuild, nothing changed",
         "rebuild, one file edited",
+        "watching, a save",
         "cold build with state",
     ]
     assert "markdown-it-py alone, one core, 200 notes:" in result.stdout

@@ -192,3 +192,105 @@ def test_rebuild_reports_what_a_full_build_reports(
     assert quick.diagnostics != ()
     assert quick.note_count == full.note_count
     assert [(c.guid, c.status) for c in quick.changes] == [(c.guid, c.status) for c in full.changes]
+
+
+def test_package_patched_in_place_equals_full_build(
+    tmp_path: Path, fixed_clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rebuilds that patch the kept collection where it lies and zip it from its kept
+    segments give a sound package with the notes a full build gives, edit after edit."""
+    import zipfile
+
+    from anki_genai.apkg import deflate, inplace
+
+    monkeypatch.setattr(deflate, "SEGMENT_SIZE", 4096)  # so that this small deck spans many
+    patched: list[object] = []
+    real_write_patched = inplace.write_patched
+
+    def spy(*args: object) -> object:
+        patched.append(real_write_patched(*args))  # type: ignore[arg-type]
+        return patched[-1]
+
+    monkeypatch.setattr(inplace, "write_patched", spy)
+    quick, full = tmp_path / "quick" / "source", tmp_path / "full" / "source"
+    _write_corpus(quick)
+    package = tmp_path / "quick" / "out.apkg"
+    _build(quick, package)
+    edits = [
+        _replace("part05.md", "要点 5.3", "要点五点三"),
+        _add,
+        _remove,
+        _replace("part09.md", "要点 9.1", "要点九点一" * 200),  # a longer collection
+    ]
+    for edit in edits:
+        shutil.rmtree(full.parent, ignore_errors=True)
+        shutil.copytree(quick, full)
+        shutil.copyfile(package, tmp_path / "full" / "out.apkg")
+        for source in (quick, full):
+            edit(source)
+        fixed_clock[0] += 100
+        _build(quick, package)
+        with zipfile.ZipFile(package) as zf:
+            assert zf.testzip() is None
+    assert patched == [True] * len(edits)
+    _build(full, tmp_path / "full" / "out.apkg")
+    assert _notes(package, tmp_path / "anki-quick") == _notes(
+        tmp_path / "full" / "out.apkg", tmp_path / "anki-full"
+    )
+
+
+def test_rebuild_reads_only_the_files_whose_stamp_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose size, times and inode are as when its key was taken, while it had been
+    quiet, is not read again; a file rewritten with its size and mtime put back is."""
+    import os
+
+    from anki_genai import sources as sources_module
+
+    monkeypatch.setattr(sources_module, "_QUIET_NS", 0)  # the files here were just written
+    source = tmp_path / "source"
+    _write_corpus(source)
+    package = tmp_path / "out.apkg"
+    _build(source, package)
+    read: list[str] = []
+    real_read_bytes = sources_module.read_bytes
+
+    def reading(path: Path) -> bytes:
+        read.append(path.name)
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(sources_module, "read_bytes", reading)
+    edited = source / "part05.md"
+    before = edited.stat()
+    text = edited.read_text(encoding="utf-8")
+    assert "要点 5.3" in text
+    edited.write_text(text.replace("要点 5.3", "要点 5.9"), encoding="utf-8")  # same size
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
+    _build(source, package)
+    assert read == ["part05.md"]
+    got = _notes(package, tmp_path / "anki")
+    assert sum("要点 5.9" in fields[1] for fields, *_ in got.values()) == 1
+
+
+def test_a_file_read_while_it_was_being_written_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file changed less than the quiet time before its key was taken is read again by
+    the next build, even if its stamp did not change: its times tick coarsely."""
+    from anki_genai import sources as sources_module
+
+    source = tmp_path / "source"
+    _write_corpus(source)
+    package = tmp_path / "out.apkg"
+    _build(source, package)  # every file written just now: none is quiet yet
+    read: list[str] = []
+    real_read_bytes = sources_module.read_bytes
+
+    def reading(path: Path) -> bytes:
+        read.append(path.name)
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(sources_module, "read_bytes", reading)
+    _build(source, package)
+    assert len(read) == FILES

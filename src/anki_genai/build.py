@@ -11,7 +11,7 @@ import gc
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ from anki_genai.plan import Plan, PlannedNote, card_strings, plan_notes
 from anki_genai.preview import write_preview
 from anki_genai.sources import (
     FileJob,
+    KnownKey,
     Scope,
     Sources,
     check_output_outside_sources,
@@ -177,10 +178,10 @@ def build(
     state_path = root / statefile.STATE_FILE_NAME
     cache = output_cache(options, memo.files if memo is not None else None)
     with _lock(options, root, on_wait), _without_cyclic_gc(), gone_if_failed(folder):
-        sources = _read_sources(options)
-        state_digest = statefile.file_digest(
-            state_path
-        )  # the lock keeps it so until the build ends
+        sources = _read_sources(options, cache.known_keys())
+        # Read once: a rebuild of changed files reads its lines from these very bytes.
+        state_data = _read_state_bytes(state_path)
+        state_digest = hashlib.sha256(state_data).hexdigest() if state_data is not None else None
         unchanged = _unchanged_since_last_build(cache, options, sources, state_path, state_digest)
         if unchanged is not None:
             return unchanged
@@ -188,7 +189,7 @@ def build(
         inputs = incremental.inputs_key(
             replace(options, dry_run=False), cache.environment, notetype.note_type_digest()
         )
-        parts = _split(cache, options, inputs, sources, state_path, state_digest)
+        parts = _split(cache, options, inputs, sources, state_data)
         if parts is not None:
             quick = _build_changed(
                 parts, options, inputs, cache, sources, state_path, state_digest, progress,
@@ -220,18 +221,17 @@ def _split(
     options: BuildOptions,
     inputs: str,
     sources: Sources,
-    state_path: Path,
-    state_digest: str | None,
+    state_data: bytes | None,
 ) -> incremental.Split | None:
     """The files this rebuild needs to match again, if the last build's record allows it."""
-    if options.dry_run or state_digest is None:
+    if options.dry_run or state_data is None:
         return None
     record = incremental.load_record(cache)
     if record is None:
         return None
     if not cache.package_is_current(Path(record.package), str(cache.package.get("digest"))):
         return None
-    return incremental.split(record, inputs, sources, state_path, state_digest)
+    return incremental.split(record, inputs, sources, state_data)
 
 
 def _build_changed(
@@ -438,10 +438,18 @@ def output_cache(options: BuildOptions, memory: dict[str, RememberedFile] | None
     return Cache(package_folder(options.output) / CACHE_FILE_NAME, environment_key(), memory)
 
 
-def _read_sources(options: BuildOptions) -> Sources:
+def _read_sources(options: BuildOptions, known: Mapping[str, KnownKey] | None = None) -> Sources:
     return read_sources(
-        options.sources, options.encoding, options.parse, options.deck, options.encodings
+        options.sources, options.encoding, options.parse, options.deck, options.encodings, known
     )
+
+
+def _read_state_bytes(path: Path) -> bytes | None:
+    """The state file's bytes, or None when there is none to read (as `file_digest`)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _lock(
@@ -490,6 +498,7 @@ def _remember(
 ) -> None:
     """Save the cache, with what this build read and reported, for the next build."""
     inputs = _inputs_digest(options, sources, state_digest)
+    cache.remember_keys(sources.known)
     cache.remember_build(inputs, result.package_path, result.summary(), media)
     cache.save()
 

@@ -37,7 +37,7 @@ from anki_genai.identity import Candidate, Status
 from anki_genai.media import MediaFile
 from anki_genai.sources import FileJob, Sources, output_path
 from anki_genai.statefile import NoteRecord, State
-from anki_genai.statetext import StateText, plain_guid, read_state_text
+from anki_genai.statetext import StateText, plain_guid
 
 RECORD_NAME = "build.record"  # in the cache folder
 _FORMAT = 1
@@ -234,11 +234,10 @@ def split(
     record: BuildRecord | None,
     inputs: str,
     sources: Sources,
-    state_path: Path,
-    state_digest: str | None,
+    state_data: bytes,
 ) -> Split | None:
     """The files to match again, or None when this build must match every file."""
-    if record is None or state_digest != record.state_digest or record.inputs != inputs:
+    if record is None or record.inputs != inputs:
         return None
     if sources.scope.named != ("",) or any(not isinstance(j, FileJob) for j in sources.jobs):
         return None
@@ -254,11 +253,10 @@ def split(
         changed.append(index)
     if not unchanged:
         return None
-    try:
-        data, text = read_state_text(state_path)
-    except OSError:
+    if hashlib.sha256(state_data).hexdigest() != record.state_digest:
         return None
-    if text is None or hashlib.sha256(data).hexdigest() != state_digest:
+    text = StateText.parse(state_data)
+    if text is None:
         return None
     present = {job.relative for job in sources.jobs if isinstance(job, FileJob)}
     removed = tuple(relative for relative in record.files if relative not in present)

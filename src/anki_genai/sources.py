@@ -8,8 +8,9 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from anki_genai.config import CONFIG_FILE_NAME
@@ -73,6 +74,17 @@ class Scope:
         return Scope(self.named, self.skipped | frozenset(relatives))
 
 
+# A file's stamp: size, modification and change times (ns), inode; and when it was taken.
+Stamp = tuple[int, int, int, int]
+# What a file's key was when it had a stamp: the stamp, when it was taken (ns), the digest of
+# the options that shape the key, and the key.
+KnownKey = tuple[Stamp, int, str, str]
+# A file untouched for this long before its key was taken keeps that key while its stamp
+# stays the same: a file's times tick coarsely, so a write just after it was read could
+# leave the same stamp (git calls such an entry "racily clean").
+_QUIET_NS = 2_000_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Sources:
     """Every source file, read: the job that turns it into cards, or why it cannot be read."""
@@ -83,6 +95,7 @@ class Sources:
     keys: tuple[str, ...]  # what the file's cards depend on; "" for an unreadable file
     skipped: tuple[Diagnostic, ...] = ()  # what was passed over: FIFOs, devices, ...
     scope: Scope = Scope(("",))
+    known: dict[str, KnownKey] | None = None  # every file's key with its stamp, by path
 
 
 def read_sources(
@@ -91,32 +104,61 @@ def read_sources(
     parse: ParseOptions,
     deck: str | None,
     encodings: Sequence[tuple[str, str]] = (),
+    known: Mapping[str, KnownKey] | None = None,
 ) -> Sources:
     """Find every source file and what its cards depend on (its bytes are not kept).
 
     `encodings` are (glob, encoding) pairs for files whose encoding is not `encoding`; the
-    first glob that matches a file's path relative to the root wins.
+    first glob that matches a file's path relative to the root wins. A file whose stamp is
+    in `known` as it is now, taken while the file was quiet, is not read again.
     """
     root = source_root(paths)
-    files, skipped = find_sources(paths)
+    found, skipped = _find_sources(paths)
+    files = [path for path, _ in found]
     single_file = len(files) == 1
     jobs: list[FileJob | SourceError] = []
     keys: list[str] = []
-    for path in files:
+    stamps: dict[str, KnownKey] = {}
+    for path, real in found:
+        relative = real.relative_to(root).as_posix() if real.is_relative_to(root) else path.name
+        own = next((e for glob, e in encodings if fnmatch.fnmatch(relative, glob)), encoding)
+        job = FileJob(path, relative, 0, root, own, parse, deck, single_file)
+        shape = hashlib.sha256(job.options_key.encode()).hexdigest()[:32]
+        stamp = _stamp(path)
+        was = known.get(str(path)) if known is not None and stamp is not None else None
+        if was is not None and was[0] == stamp and was[2] == shape and _quiet(stamp, was[1]):
+            jobs.append(replace(job, size=stamp[0]))
+            keys.append(was[3])
+            stamps[str(path)] = was
+            continue
+        taken = time.time_ns()
         try:
             data = read_bytes(path)
         except SourceError as exc:
             jobs.append(exc)
             keys.append("")
             continue
-        relative = relative_to_root(path, root)
-        own = next((e for glob, e in encodings if fnmatch.fnmatch(relative, glob)), encoding)
-        job = FileJob(path, relative, len(data), root, own, parse, deck, single_file)
+        job = replace(job, size=len(data))
         jobs.append(job)
         keys.append(job.key(data))
+        if stamp is not None and stamp == _stamp(path):  # not written while it was read
+            stamps[str(path)] = (stamp, taken, shape, keys[-1])
     return Sources(
-        root, tuple(files), tuple(jobs), tuple(keys), tuple(skipped), scope_of(paths, root)
-    )
+        root, tuple(files), tuple(jobs), tuple(keys), tuple(skipped), scope_of(paths, root),
+        stamps,
+    )  # fmt: skip
+
+
+def _stamp(path: Path) -> Stamp | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
+
+
+def _quiet(stamp: Stamp, taken: int) -> bool:
+    return taken - max(stamp[1], stamp[2]) > _QUIET_NS
 
 
 def scope_of(paths: Sequence[Path], root: Path) -> Scope:
@@ -151,7 +193,16 @@ def source_root(sources: Sequence[Path]) -> Path:
 def find_sources(sources: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
     """Return every Markdown file in `sources`, as the user named them (folders are
     searched), and a warning for each one passed over because it is not a regular file."""
+    found, skipped = _find_sources(sources)
+    return [path for path, _ in found], skipped
+
+
+def _find_sources(
+    sources: Sequence[Path],
+) -> tuple[list[tuple[Path, Path]], list[Diagnostic]]:
+    """As `find_sources`, each file with its real path."""
     found: dict[Path, Path] = {}  # real path -> as named, so a file given twice is read once
+    real_folders: dict[Path, Path] = {}
     skipped: list[Diagnostic] = []
     for source in sources:
         if not source.exists():
@@ -170,8 +221,18 @@ def find_sources(sources: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]
                 message = f"{kind}, not a regular file: skipped"
                 skipped.append(Diagnostic(SourceLocation(path, 1), message, Severity.WARNING))
             else:
-                found.setdefault(_real(path), path)
-    return list(found.values()), skipped
+                found.setdefault(_real_in(path, real_folders), path)
+    return [(path, real) for real, path in found.items()], skipped
+
+
+def _real_in(path: Path, real_folders: dict[Path, Path]) -> Path:
+    """`_real(path)`, the real path of its folder found once for all the files in it."""
+    if os.path.islink(path):
+        return _real(path)
+    folder = real_folders.get(path.parent)
+    if folder is None:
+        folder = real_folders[path.parent] = _real(path.parent)
+    return folder / path.name
 
 
 def _not_regular(path: Path) -> str:

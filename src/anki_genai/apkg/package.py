@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from anki_genai.apkg import deflate
+from anki_genai.apkg import deflate, inplace
 from anki_genai.apkg.collection import CollectionWriter, PackagedNote
 from anki_genai.apkg.kept import KeptCollection, what_note_holds
 from anki_genai.apkg.notetype import note_type_digest
@@ -87,13 +87,23 @@ def write_package(
         if unchanged is not None:
             if kept is None:
                 return None
-            wanted = {g: h for g, h in kept.held.items() if g not in unchanged.replaced}
-            if len(wanted) + len(unchanged.replaced) != len(kept.held):
-                return None  # the kept collection is not the last package
+            wanted = dict(kept.held)
+            for guid in unchanged.replaced:
+                if wanted.pop(guid, None) is None:
+                    return None  # the kept collection is not the last package
             wanted.update(held)
             if wanted == kept.held:
                 return False
             held = wanted
+            files = {file.name: file for note in notes for file in note.media}
+            files.update((file.name, file) for file in unchanged.media)
+            shipped = sorted(files.values(), key=lambda f: f.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            done = inplace.write_patched(
+                kept, notes, unchanged.replaced, held, decks, note_type_mod, path, shipped
+            )
+            if done is not False:
+                return done
         note_ids = kept.patch(collection, notes, held, decks, note_type_mod) if kept else None
         if note_ids is None:
             if unchanged is not None:
@@ -121,7 +131,8 @@ def write_package(
             atomic_write(path, write, binary=True)
         if keep is not None:
             recorded = (segments, deflater.segments) if segments and deflater.recorded else None
-            KeptCollection.keep(keep, writer, collection, held, note_ids, recorded)
+            order = deflater.order if recorded else None
+            KeptCollection.keep(keep, writer, collection, held, note_ids, recorded, order)
         return True
     finally:
         for leftover in (collection, segments):
