@@ -252,7 +252,7 @@ def _build_changed(
         progress.begin(tuple(zip(sources.files, sizes, strict=True)))
         for job in sources.jobs:
             if isinstance(job, FileJob) and job.relative in parts.unchanged:
-                count = len(parts.record.files[job.relative].guids)
+                count = parts.record.files[job.relative].count
                 progress.file_read(FileRead(job.path, job.size, count, None))
     collected = collect(
         options, _Continued(progress), cache, parts.changed, in_cache, workers, forget=False

@@ -49,7 +49,9 @@ class FileRecord:
 
     key: str
     deck: str
-    guids: tuple[str, ...]  # of its notes, in order, duplicates merged away
+    # The GUIDs of its notes, in order, duplicates merged away: as read, one string where
+    # they can be, split only when asked for (a kept file's are not).
+    notes: tuple[str, ...] | str
     settled: bool  # every note's GUID is its explicit id's or its question's
     explicit_keys: tuple[str, ...]  # the questions (normalised) of its notes with an id
     entangled: bool  # shared a question or an id with another file's pair
@@ -57,16 +59,36 @@ class FileRecord:
     merged: tuple[list[Any], ...]
     media: tuple[tuple[str, str, int, int], ...]  # path, name, size, mtime
 
+    @property
+    def guids(self) -> tuple[str, ...]:
+        if isinstance(self.notes, str):
+            return tuple(self.notes.split("\x1f")) if self.notes else ()
+        return self.notes
+
+    @property
+    def count(self) -> int:
+        if isinstance(self.notes, str):
+            return self.notes.count("\x1f") + 1 if self.notes else 0
+        return len(self.notes)
+
     def to_list(self) -> list[object]:
-        return [self.key, self.deck, list(self.guids), self.settled, list(self.explicit_keys),
+        # The GUIDs as one string where they can be: a large deck's record then reads back
+        # as a few thousand strings, not a hundred thousand.
+        guids: object = self.notes
+        if not isinstance(self.notes, str):
+            joined = "\x1f".join(self.notes)
+            fits = joined.count("\x1f") == max(len(self.notes) - 1, 0)
+            guids = joined if fits else list(self.notes)
+        return [self.key, self.deck, guids, self.settled, list(self.explicit_keys),
                 self.entangled, list(self.diagnostics), list(self.merged),
                 [list(m) for m in self.media]]  # fmt: skip
 
     @classmethod
     def from_list(cls, data: list[Any]) -> FileRecord:
         key, deck, guids, settled, explicit, entangled, diagnostics, merged, media = data
+        notes = guids if isinstance(guids, str) else tuple(guids)
         return cls(
-            str(key), str(deck), tuple(guids), bool(settled), tuple(explicit), bool(entangled),
+            str(key), str(deck), notes, bool(settled), tuple(explicit), bool(entangled),
             tuple(diagnostics), tuple(merged),
             tuple((str(p), str(n), int(s), int(m)) for p, n, s, m in media),
         )  # fmt: skip
@@ -176,7 +198,7 @@ def file_records(
         records[job.relative] = FileRecord(
             key=key,
             deck=notes[0][0].deck if notes else "",
-            guids=tuple(guid for _, guid in notes),
+            notes=tuple(guid for _, guid in notes),
             settled=all(_settled(card, guid) for card, guid in notes),
             explicit_keys=tuple(c.question_key for c, _ in notes if c.explicit_id is not None),
             entangled=job.relative in entangled,
@@ -340,7 +362,7 @@ def plan_delta(
     note_type_digest, note_type_mod = text.note_type()
     if note_type_digest != notetype.note_type_digest():
         return None
-    decks = {record.files[r].deck for r in parts.unchanged if record.files[r].guids}
+    decks = {record.files[r].deck for r in parts.unchanged if record.files[r].count}
     package_path = output_path(output, sources.root, decks | {c.deck for c in cards})
     if str(package_path) != record.package:
         return None
@@ -385,13 +407,13 @@ def plan_delta(
         diagnostics.extend(Diagnostic.from_list(d) for d in known.diagnostics)
         merged_problems.extend(Diagnostic.from_list(d) for d in known.merged)
         media.extend(Path(p) for p, *_ in known.media)
-        note_count += len(known.guids)
+        note_count += known.count
         if relative in parts.unchanged:
-            if known.guids:
-                deck_counts.setdefault(known.deck, Counter())[Status.UNCHANGED] += len(known.guids)
-            counts[Status.UNCHANGED] += len(known.guids)
+            if known.count:
+                deck_counts.setdefault(known.deck, Counter())[Status.UNCHANGED] += known.count
+            counts[Status.UNCHANGED] += known.count
         else:
-            for _ in known.guids:
+            for _ in range(known.count):
                 status = next(statuses).status
                 deck_counts.setdefault(known.deck, Counter())[status] += 1
                 counts[status] += 1

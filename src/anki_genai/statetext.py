@@ -9,7 +9,6 @@ with those lines replaced. Reading and writing the format itself stays in `state
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import shutil
@@ -38,68 +37,97 @@ def plain_guid(guid: str) -> bool:
 
 
 class StateText:
-    """A state file's text, as `statefile.save_state` wrote it."""
+    """A state file's text, as `statefile.save_state` wrote it: a header line, then one
+    line per note sorted by GUID. Lines are found in the text itself, never split apart:
+    a large state is one string of bytes, not a hundred thousand."""
 
-    def __init__(self, header: bytes, lines: list[bytes]) -> None:
-        self.header = header  # the first line, up to the notes
-        self.lines = lines  # one per note, sorted by GUID, without separators
+    def __init__(self, data: bytes, start: int) -> None:
+        self._data = data
+        self._start = start  # where the first note's line starts
+        self._end = len(data) - len(_NOTES_END)  # where the last one ends
 
     @classmethod
     def parse(cls, data: bytes) -> StateText | None:
         """The text `data`, or None if it is not laid out as the writer lays it out."""
-        end = data.find(b"\n") + 1
-        header = data[:end]
-        if not header.endswith(_NOTES_START) or not data.endswith(_NOTES_END):
+        start = data.find(b"\n") + 1
+        if not data[:start].endswith(_NOTES_START) or not data.endswith(_NOTES_END):
             return None
-        body = data[end : len(data) - len(_NOTES_END)]
-        lines = body.split(_SEPARATOR) if body else []
-        if lines and not (lines[0].startswith(_GUID_START) and lines[-1].startswith(_GUID_START)):
+        text = cls(data, start)
+        if text._start < text._end and not data.startswith(_GUID_START, start):
             return None
-        return cls(header, lines)
+        return text
 
     def note_type(self) -> tuple[str, int]:
         """The note type's digest and last change, from the header."""
-        header = json.loads(self.header[: -len(_NOTES_START)] + b"}")
+        header = json.loads(self._data[: self._start - len(_NOTES_START)] + b"}")
         return str(header["note_type"]["digest"]), int(header["note_type"]["mod"])
 
-    def _index(self, guid: str) -> int | None:
+    def _line_end(self, start: int) -> int:
+        end = self._data.find(_SEPARATOR, start, self._end)
+        return self._end if end < 0 else end
+
+    def _guid_at(self, start: int) -> bytes:
+        return _guid_of(self._data[start : start + 256])
+
+    def _search(self, guid: bytes) -> int:
+        """Where the first line whose GUID is not below `guid` starts (the end if none)."""
+        low, high = self._start, self._end  # low and high are where lines start
+        while low < high:
+            middle = (low + high) // 2
+            start = self._data.rfind(b"\n", 0, middle) + 1  # the line `middle` is in
+            start = max(start, low)
+            if self._guid_at(start) < guid:
+                end = self._line_end(start)
+                low = end + len(_SEPARATOR) if end < self._end else self._end
+            else:
+                high = start
+        return low
+
+    def _find(self, guid: str) -> int | None:
         wanted = guid.encode()
-        index = bisect.bisect_left(self.lines, wanted, key=_guid_of)
-        if index < len(self.lines) and _guid_of(self.lines[index]) == wanted:
-            return index
-        return None
+        at = self._search(wanted)
+        return at if at < self._end and self._guid_at(at) == wanted else None
 
     def __contains__(self, guid: object) -> bool:
-        return isinstance(guid, str) and self._index(guid) is not None
+        return isinstance(guid, str) and self._find(guid) is not None
 
     def record(self, guid: str) -> NoteRecord | None:
         """The note `guid` as the file records it; None if it has none."""
-        index = self._index(guid)
-        if index is None:
+        at = self._find(guid)
+        if at is None:
             return None
-        record = statefile._record_from_json(json.loads(self.lines[index]), {})
+        line = self._data[at : self._line_end(at)]
+        record = statefile._record_from_json(json.loads(line), {})
         return record if record.guid == guid else None
 
     def replaced(self, gone: set[str], records: Mapping[str, NoteRecord]) -> bytes:
         """This text without the notes `gone`, and with `records` (new or replacing)."""
-        removed = {i for guid in gone if (i := self._index(guid)) is not None}
-        events: list[tuple[int, int, bytes]] = [(i, 1, b"") for i in removed]
+        events: list[tuple[int, int, bytes]] = []
+        for guid in gone | records.keys():
+            at = self._find(guid)
+            if at is not None:
+                events.append((at, 1, b""))
         for guid in sorted(records):
             line = statefile._record_json(records[guid]).encode()
-            at = bisect.bisect_left(self.lines, guid.encode(), key=_guid_of)
-            events.append((at, 0, line))  # before the old line of the same GUID, if any
+            # Before the old line of the same GUID, if any, which goes.
+            events.append((self._search(guid.encode()), 0, line))
         events.sort(key=lambda event: (event[0], event[1]))
-        out: list[bytes] = []
-        done = 0
+        pieces: list[bytes] = []
+        done = self._start  # where the lines not yet copied start
         for at, kind, line in events:
-            out.extend(self.lines[done:at])
-            done = max(done, at)
+            if at > done:  # the untouched lines before `at`, copied whole
+                last = at - len(_SEPARATOR) if at < self._end else self._end
+                pieces.append(self._data[done:last])
+                done = at
             if kind == 0:
-                out.append(line)
+                pieces.append(line)
             else:
-                done = at + 1
-        out.extend(self.lines[done:])
-        return self.header + _SEPARATOR.join(out) + _NOTES_END
+                end = self._line_end(at)
+                done = end + len(_SEPARATOR) if end < self._end else self._end
+        if done < self._end:
+            pieces.append(self._data[done : self._end])
+        header = self._data[: self._start]
+        return header + _SEPARATOR.join(pieces) + _NOTES_END
 
 
 def read_state_text(path: Path) -> tuple[bytes, StateText | None]:
