@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -137,9 +138,20 @@ def read_state_text(path: Path) -> tuple[bytes, StateText | None]:
 
 
 def save_text_with_backup(text: bytes, path: Path, backup_folder: Path) -> str:
-    """As `statefile.save_with_backup`, for a text already made; return its SHA-256."""
+    """As `statefile.save_with_backup`, for a text already made; return its SHA-256.
+
+    The backup is a second link to the last state where it can be, not a copy: the new
+    state goes to a new file, so the old one stays as it was.
+    """
     if path.exists():
-        shutil.copyfile(path, backup_folder / statefile.STATE_BACKUP_NAME)
+        backup = backup_folder / statefile.STATE_BACKUP_NAME
+        linked = backup.with_name(f".{backup.name}.link")
+        try:
+            linked.unlink(missing_ok=True)
+            os.link(path, linked)
+            os.replace(linked, backup)
+        except OSError:  # another file system, or no hard links there
+            shutil.copyfile(path, backup)
 
     def write(handle: IO[bytes]) -> None:
         handle.write(text)
