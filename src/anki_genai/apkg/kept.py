@@ -167,6 +167,9 @@ class KeptCollection:
         log = path.with_name(path.name + "-wal")
         try:
             (self.folder / _KEPT_INDEX).unlink()
+            # A log left by a build that died would be replayed into this collection.
+            for leftover in (log, path.with_name(path.name + "-shm")):
+                leftover.unlink(missing_ok=True)
             db = sqlite3.connect(path, isolation_level=None)
             try:
                 db.execute("PRAGMA journal_mode = WAL")
