@@ -56,8 +56,10 @@ def run_page(
     height: int = 900,
     screenshot: Path | None = None,
     offline: bool = False,
+    wait_ms: int | None = None,
 ) -> str:
-    """Load `page` at the given window size; return the DOM after its scripts ran."""
+    """Load `page` at the given window size; return the DOM after its scripts ran (and, with
+    `wait_ms`, after that much page time more, for scripts that finish after loading)."""
     browser = chromium_or_skip()
     with tempfile.TemporaryDirectory() as profile:
         command = [
@@ -66,6 +68,7 @@ def run_page(
             *(_OFFLINE if offline else []),
             f"--user-data-dir={profile}",
             f"--window-size={width},{height}",
+            *([f"--virtual-time-budget={wait_ms}"] if wait_ms else []),
         ]
         if screenshot is not None:
             screenshot.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -133,6 +134,18 @@ def project(tmp_path: Path) -> Path:
 def build_project(root: Path, *extra: str) -> Result:
     """Run `anki-genai build` on a project's source/ into its build/."""
     return run_cli("build", root / "source", "-o", root / "build", *extra)
+
+
+def state_notes(path: Path) -> dict[str, dict[str, object]]:
+    """The notes a state file records, by GUID, read as plain JSON: a header line and a
+    line per note, or (version 1) one JSON document."""
+    text = path.read_text(encoding="utf-8")
+    first, _, rest = text.partition("\n")
+    if first.rstrip().endswith('"notes": ['):
+        entries = json.loads(text)["notes"]
+    else:
+        entries = [json.loads(line) for line in rest.split("\n") if line.strip()]
+    return {str(entry["guid"]): entry for entry in entries}
 
 
 def only_package(root: Path) -> Path:

@@ -272,8 +272,9 @@ def test_every_command_takes_quiet_and_verbose(
 def test_verbose_lists_each_file_with_its_cards_and_time(
     sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`-v` shows, for each file in order, how many cards it gave, its size and how long it
-    took (or that it came from the cache), then the time in all."""
+    """`-v` shows, for each file in order, the layout it was read in, how many cards it
+    gave, its size and how long it took (or that it came from the cache), then the time in
+    all."""
     monkeypatch.chdir(tmp_path)  # build writes its cache to ./build, where check reads it
     more = "".join(GOOD.replace("TCP", f"UDP{n}") for n in range(3))
     (sources / "more.md").write_text(more, "utf-8")
@@ -284,8 +285,8 @@ def test_verbose_lists_each_file_with_its_cards_and_time(
         str(sources / "good.md"),
         str(sources / "more.md"),
     ]
-    assert lines[0].startswith(f"{sources / 'good.md'}: 1 card, 86 bytes, ")
-    assert lines[1].startswith(f"{sources / 'more.md'}: 3 cards, 264 bytes, ")
+    assert lines[0].startswith(f"{sources / 'good.md'}: markers, 1 card, 86 bytes, ")
+    assert lines[1].startswith(f"{sources / 'more.md'}: markers, 3 cards, 264 bytes, ")
     assert all(line.endswith(" s") for line in lines[:2])
     assert lines[2].startswith("Read 2 files (350 bytes) in ")
     assert lines[2].endswith(" s in all.")
@@ -293,8 +294,8 @@ def test_verbose_lists_each_file_with_its_cards_and_time(
 
     (sources / "good.md").write_text(GOOD.replace("TCP", "QUIC"), "utf-8")
     check = run_cli("check", sources, "-v").stderr.splitlines()
-    assert check[0].startswith(f"{sources / 'good.md'}: 1 card, 88 bytes, ")
-    assert check[1] == f"{sources / 'more.md'}: 3 cards, 264 bytes, from the cache"
+    assert check[0].startswith(f"{sources / 'good.md'}: markers, 1 card, 88 bytes, ")
+    assert check[1] == f"{sources / 'more.md'}: markers, 3 cards, 264 bytes, from the cache"
     assert check[2].startswith("Read 2 files (352 bytes, 1 from the cache) in ")
     assert check[3] == "2 files, 4 cards: 0 errors, 0 warnings"
 

@@ -340,13 +340,23 @@ def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
     )
 
 
-@pytest.mark.parametrize(
+def test_a_state_of_a_newer_version_stops_the_build(notes: Project) -> None:
+    """A state file of a newer version stops the build, even with the package there to
+    restore from: it is never reset, nor restored over."""
+    content = '{"format": "anki-genai state", "version": 99, "note_type": {}, "notes": []}'
+    notes.state_file.write_text(content, encoding="utf-8")
+    package_before = notes.package.read_bytes()
+    result = notes.build()
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {notes.state_file}")
+    assert "version 99 is not supported" in result.stderr
+    assert notes.state_file.read_text(encoding="utf-8") == content
+    assert notes.package.read_bytes() == package_before
+
+
+_DAMAGED = pytest.mark.parametrize(
     ("content", "message"),
     [
-        (
-            '{"format": "anki-genai state", "version": 99, "note_type": {}, "notes": []}',
-            "version 99 is not supported",
-        ),
         ('{"format": "anki-genai state", "version": 1, "notes": [', "the state file is damaged"),
         ('{"something": "else"}', "not an anki-genai state file"),
         (
@@ -363,27 +373,54 @@ def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
             "the state file is damaged (entry 'answer' is missing)",
         ),
     ],
-    ids=["newer-version", "truncated", "foreign", "entry-missing", "note-type", "note-field"],
+    ids=["truncated", "foreign", "entry-missing", "note-type", "note-field"],
 )
-def test_unreadable_state_stops_the_build(notes: Project, content: str, message: str) -> None:
-    """A state file of another version, truncated or foreign, stops the build; it is never reset."""
+
+
+@_DAMAGED
+def test_a_damaged_state_with_nothing_to_restore_from_stops_the_build(
+    notes: Project, content: str, message: str
+) -> None:
+    """A truncated or foreign state file, with no package or backup beside the output,
+    stops the build; it is never reset."""
     notes.state_file.write_text(content, encoding="utf-8")
-    package_before = notes.package.read_bytes()
+    notes.package.unlink()
     result = notes.build()
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {notes.state_file}")
     assert message in result.stderr
     assert notes.state_file.read_text(encoding="utf-8") == content
-    assert notes.package.read_bytes() == package_before
+    assert not notes.package.exists()
+
+
+@_DAMAGED
+def test_a_damaged_state_is_restored_from_the_package(
+    notes: Project, content: str, message: str
+) -> None:
+    """The same damage with the last package beside the output: the state is restored from
+    it, the damaged file kept beside, and importing changes nothing in Anki."""
+    notes.state_file.write_text(content, encoding="utf-8")
+    result = notes.build()
+    assert result.exit_code == 0, result.output
+    assert f"{notes.state_file} is damaged: restored it from {notes.package}" in result.stderr
+    kept = notes.source / f"{STATE_FILE_NAME}.damaged"
+    assert kept.read_text(encoding="utf-8") == content
+    log = notes.anki.import_package(notes.package)
+    assert (log.new, log.updated) == (0, 0)
+    assert notes.guids_by_question() == notes.guids
+    assert notes.anki.history() == notes.history
 
 
 def test_state_file_is_sorted_json_with_a_version(notes: Project) -> None:
-    """The state file is human-readable JSON, one entry per note, sorted by GUID."""
-    data = json.loads(notes.state_file.read_text(encoding="utf-8"))
-    assert data["version"] == 1
-    guids = [entry["guid"] for entry in data["notes"]]
+    """The state file is human-readable JSON, a header line with its version and the
+    project's id, then one line per note, sorted by GUID."""
+    lines = notes.state_file.read_text(encoding="utf-8").split("\n")
+    assert lines.pop() == ""
+    header, *entries = map(json.loads, lines)
+    assert header["version"] == 2 and len(header["project"]) == 16
+    guids = [entry["guid"] for entry in entries]
     assert guids == sorted(guids) and len(guids) == 3
-    assert {e["question"] for e in data["notes"]} == set(notes.guids)
+    assert {e["question"] for e in entries} == set(notes.guids)
     assert notes.state_file.stat().st_mode & 0o044, "others (and git) can read the state file"
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 from anki_genai.identity import Candidate, Status, assign_identities
 from anki_genai.statefile import NoteRecord, State
 
@@ -54,12 +57,62 @@ def test_unchanged_note_keeps_its_mod_and_changed_note_gets_now() -> None:
 
 
 def test_fresh_guids_do_not_depend_on_order_or_file() -> None:
-    """Without a state, a pair's GUID comes from its question alone."""
+    """In one project, a new pair's GUID comes from its question alone."""
     a = Candidate("问题一", "a", "d1", "one.md")
     b = Candidate("问题二", "b", "d2", "two.md")
-    first = assign_identities([a, b], State(), 1).assignments
+    project = State(project_id="p1")
+    first = assign_identities([a, b], project, 1).assignments
     second = assign_identities(
-        [b.__class__("问题二", "b", "d2", "three.md"), a], State(), 1
+        [b.__class__("问题二", "b", "d2", "three.md"), a], project, 1
     ).assignments
     assert {x.guid for x in first} == {x.guid for x in second}
     assert first[0].guid == second[1].guid
+
+
+def test_two_projects_give_the_same_question_two_guids() -> None:
+    """The same new question in two projects (or two first builds) gets two GUIDs."""
+    question = Candidate("什么是TCP？", "a", "d1", "net.md")
+    other_answer = Candidate("什么是TCP？", "b", "d2", "net.md")
+    guids = {
+        assign_identities([question], State(project_id="p1"), 1).assignments[0].guid,
+        assign_identities([question], State(project_id="p2"), 1).assignments[0].guid,
+        assign_identities([question], State(), 1).assignments[0].guid,  # first builds
+        assign_identities([question], State(), 2).assignments[0].guid,
+        assign_identities([other_answer], State(), 1).assignments[0].guid,
+    }
+    assert len(guids) == 5
+
+
+def _guid_before_project_ids(*parts: str) -> str:
+    """A GUID as releases before project ids made it: from the question (or id) alone."""
+    digest = hashlib.sha256("\x1f".join(("anki-genai", *parts)).encode()).digest()
+    return base64.urlsafe_b64encode(digest[:9]).decode()
+
+
+def test_guids_recorded_before_project_ids_are_kept() -> None:
+    """A note recorded under a GUID made from its question alone (or its explicit id) keeps
+    it, unchanged, in a project that now has an id; a new note gets the project's GUID."""
+    records = [
+        NoteRecord(_guid_before_project_ids("q", "问题一"), "问题一", "a", "d1", 100, "f.md"),
+        NoteRecord(_guid_before_project_ids("id", "two"), "问题二", "b", "d2", 100, "f.md"),
+    ]
+    state = State({r.guid: r for r in records}, "digest", 100, project_id="p1")
+    plan = assign_identities(
+        [
+            Candidate("问题一", "a", "d1", "f.md"),
+            Candidate("问题二", "b", "d2", "f.md", "two"),
+            Candidate("问题三", "c", "d3", "f.md"),
+            Candidate("问题四", "d", "d4", "f.md", "four"),
+        ],
+        state,
+        200,
+    )
+    assert [(a.guid, a.status) for a in plan.assignments] == [
+        (records[0].guid, Status.UNCHANGED),
+        (records[1].guid, Status.UNCHANGED),
+        (plan.assignments[2].guid, Status.NEW),
+        (plan.assignments[3].guid, Status.NEW),
+    ]
+    assert plan.assignments[2].guid != _guid_before_project_ids("q", "问题三")
+    assert plan.assignments[3].guid != _guid_before_project_ids("id", "four")
+    assert plan.project_id == "p1" and plan.newly_removed == ()

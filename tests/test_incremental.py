@@ -12,6 +12,7 @@ import pytest
 from anki_genai import identity, incremental, statefile
 from anki_genai.cache import CACHE_FILE_NAME
 from anki_genai.identity import Status
+from anki_genai.parse import normalize_question
 from tests.test_build_paths import FILES, _build, _notes, _write_corpus
 
 Edit = Callable[[Path], None]
@@ -168,6 +169,7 @@ def test_rebuild_reports_what_a_full_build_reports(
 
     results = []
     for name in ("quick", "full"):
+        fixed_clock[0] = 1_800_000_000.0  # one project id for both: new GUIDs are made from it
         source = tmp_path / name / "source"
         _write_corpus(source)
         (source / "part03.md").write_text(
@@ -294,3 +296,111 @@ def test_a_file_read_while_it_was_being_written_is_read_again(
     monkeypatch.setattr(sources_module, "read_bytes", reading)
     _build(source, package)
     assert len(read) == FILES
+
+
+def _rebuilds_equal_full_builds(
+    tmp_path: Path,
+    fixed_clock: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+    edits: list[Edit],
+) -> list[bool]:
+    """Build `tmp_path/quick/source` after each edit, and a copy of it without the cache;
+    check both give the same state file and, at the end, the same notes in Anki; return
+    whether each rebuild took the shortcut."""
+    quick = tmp_path / "quick" / "source"
+    full = tmp_path / "full" / "source"
+    taken: list[bool] = []
+    real_plan_delta = incremental.plan_delta
+
+    def spy(*args: object, **kwargs: object) -> object:
+        delta = real_plan_delta(*args, **kwargs)  # type: ignore[arg-type]
+        taken.append(delta is not None)
+        return delta
+
+    monkeypatch.setattr(incremental, "plan_delta", spy)
+    shortcuts = []
+    for edit in edits:
+        shutil.rmtree(full.parent, ignore_errors=True)
+        shutil.copytree(quick, full)
+        shutil.copyfile(tmp_path / "quick" / "out.apkg", tmp_path / "full" / "out.apkg")
+        for source in (quick, full):
+            edit(source)
+        fixed_clock[0] += 100
+        taken.clear()
+        _build(quick, tmp_path / "quick" / "out.apkg")
+        _build(full, tmp_path / "full" / "out.apkg")
+        shortcuts.append(taken[:1] == [True])
+        state = statefile.STATE_FILE_NAME
+        assert (quick / state).read_bytes() == (full / state).read_bytes()
+    got = _notes(tmp_path / "quick" / "out.apkg", tmp_path / "anki-quick")
+    want = _notes(tmp_path / "full" / "out.apkg", tmp_path / "anki-full")
+    assert got == want
+    return shortcuts
+
+
+def test_project_upgraded_from_version_1_keeps_its_guids_on_the_shortcut(
+    tmp_path: Path, fixed_clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project whose state was written before projects had ids keeps its notes' GUIDs
+    (made from the question alone). A version 1 state file is not edited in place: the
+    first rebuild matches every file and writes version 2; from then on the legacy GUIDs
+    count as settled, the shortcut is taken, and a new note gets its GUID from the project
+    id, exactly as a full build gives them."""
+    quick = tmp_path / "quick" / "source"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "version-1-project", quick)
+    old = statefile.load_state(quick / statefile.STATE_FILE_NAME)
+    _build(quick, tmp_path / "quick" / "out.apkg")
+    upgraded = statefile.load_state(quick / statefile.STATE_FILE_NAME)
+    assert upgraded.project_id and set(old.notes) <= set(upgraded.notes)
+    # Nothing changed, so the version 1 file stays as it was.
+    assert b'"version": 1' in (quick / statefile.STATE_FILE_NAME).read_bytes()
+
+    def add(source: Path) -> None:
+        (source / "extra.md").write_text(
+            "# 补充\n\n**题目：** 新加的题目是什么？\n\n**答案：** 新加的答案。\n", encoding="utf-8"
+        )
+
+    edits = [
+        _replace("systems.md", "线程是调度的单位", "线程是处理器调度的单位"),
+        _replace("systems.md", "线程是处理器调度的单位", "线程是 CPU 调度的单位"),
+        add,
+    ]
+    shortcuts = _rebuilds_equal_full_builds(tmp_path, fixed_clock, monkeypatch, edits)
+    assert shortcuts == [False, True, True]
+    text = (quick / statefile.STATE_FILE_NAME).read_bytes()
+    assert b'"version": 2' in text.split(b"\n", 1)[0]
+    state = statefile.load_state(quick / statefile.STATE_FILE_NAME)
+    assert set(old.notes) <= set(state.notes)  # every legacy GUID kept
+    (new,) = [r for r in state.notes.values() if r.file == "extra.md"]
+    key = normalize_question(new.question)
+    assert new.guid == identity.own_guids(state.project_id, key, None)[0]
+    assert new.guid != identity.own_guids(state.project_id, key, None)[1]
+
+
+def test_state_set_right_on_reading_takes_the_full_way(
+    tmp_path: Path, fixed_clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state file git left conflict markers in is resolved by a build that matches every
+    file, and so is the next one; after that the shortcut is taken again. Each gives what
+    a full build gives."""
+    quick = tmp_path / "quick" / "source"
+    _write_corpus(quick)
+    _build(quick, tmp_path / "quick" / "out.apkg")
+
+    def conflict(source: Path) -> None:
+        path = source / statefile.STATE_FILE_NAME
+        header, first, *rest = path.read_bytes().splitlines(keepends=True)
+        theirs = first.replace(b'"mod": 1800000000', b'"mod": 1800000050')
+        assert theirs != first
+        marked = [b"<<<<<<< HEAD\n", first, b"=======\n", theirs, b">>>>>>> other\n"]
+        path.write_bytes(b"".join([header, *marked, *rest]))
+
+    edits = [
+        lambda source: (conflict(source), _replace("part05.md", "要点 5.3", "要点五点三")(source)),
+        _replace("part06.md", "要点 6.1", "要点六点一"),
+        _replace("part07.md", "要点 7.1", "要点七点一"),
+    ]
+    shortcuts = _rebuilds_equal_full_builds(tmp_path, fixed_clock, monkeypatch, edits)  # type: ignore[arg-type]
+    assert shortcuts == [False, False, True]
+    state = (quick / statefile.STATE_FILE_NAME).read_bytes()
+    assert b"<<<<<<<" not in state and b'"mod": 1800000050' in state

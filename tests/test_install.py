@@ -80,3 +80,98 @@ def test_pre_commit_hook_fails_on_a_broken_pair_and_passes_on_a_good_one(
     passed = hook()
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "Passed" in passed.stdout
+
+
+def _readme_block(after_heading: str, index: int = 0) -> list[str]:
+    """The command lines of the `index`-th sh block under a README heading, comments cut."""
+    text = (REPO / "README.md").read_text("utf-8").split(f"\n{after_heading}\n", 1)[1]
+    block = text.split("```sh\n")[index + 1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def _fresh_checkout(into: Path) -> Path:
+    """The repository's tracked files as they are in this working tree: what a clone holds."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, into / name)
+    return into
+
+
+def _clean_shell(command: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """`command` in bash with nothing of this test run's environment but PATH."""
+    env = {"PATH": os.defpath + ":" + str(Path(sys.executable).parent), "HOME": str(home)}
+    env["PATH"] = ":".join(p for p in env["PATH"].split(":") if ".venv" not in p)
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_readme_set_up_and_quick_start_work_in_a_clean_shell_of_a_fresh_clone(
+    tmp_path: Path,
+) -> None:
+    """The README's first set-up command builds the reference deck from source/ into build/,
+    and the Quick start commands then work exactly as written. (The second set-up command is
+    the one this suite is run with.)"""
+    clone = _fresh_checkout(tmp_path / "clone")
+    set_up = _readme_block("## Set up")
+    assert len(set_up) == 1 and "pip install -e ." in set_up[0]
+    installed = _clean_shell(set_up[0], clone, tmp_path)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "Wrote build/" in installed.stdout and "30 notes" in installed.stdout
+    assert list((clone / "build").glob("*.apkg"))
+    assert (clone / "source" / "anki-genai-state.json").is_file()
+
+    for command in _readme_block("## Quick start"):
+        ran = _clean_shell(command, clone, tmp_path)
+        assert ran.returncode == 0, (command, ran.stdout + ran.stderr)
+        assert "Traceback" not in ran.stderr
+    assert (clone / "build" / "preview.html").is_file()
+
+
+@pytest.mark.slow
+def test_pipx_install_puts_a_working_command_on_the_path(tmp_path: Path) -> None:
+    """`pipx install .` from the repository folder, as the README says, gives an
+    `anki-genai` command that builds a deck from anywhere."""
+    tool = _tool_repository(tmp_path / "tool")
+    bin_dir = tmp_path / "bin"
+    env = {
+        **os.environ,
+        "PIPX_HOME": str(tmp_path / "pipx-home"),
+        "PIPX_BIN_DIR": str(bin_dir),
+        "PIPX_MAN_DIR": str(tmp_path / "man"),
+    }
+    installed = subprocess.run(
+        [sys.executable, "-m", "pipx", "install", "."],
+        cwd=tool,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "net.md").write_text(GOOD, "utf-8")
+    built = subprocess.run(
+        [str(bin_dir / "anki-genai"), "build", "net.md", "-o", str(tmp_path / "out")],
+        cwd=notes,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "1 note" in built.stdout and (tmp_path / "out" / "网络.apkg").is_file()

@@ -48,6 +48,17 @@ def test_pull_lists_the_edit_as_path_line_with_a_diff_and_writes_nothing(
     assert phone.sources_bytes() == before
 
 
+def test_pull_quiet_prints_only_what_fails_it(phone: Profile) -> None:
+    """-q leaves out the edits that can be applied and the summary; -v adds the time."""
+    export = phone.export("apkg")
+    quiet = phone.cli("pull", export, "-q")
+    assert quiet.exit_code == 0, quiet.output
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    verbose = phone.cli("pull", export, "-v")
+    assert f"{phone.reference}:{QUESTION_LINE}: {QUESTION}\n" in verbose.stdout
+    assert verbose.stderr.splitlines()[-1].startswith("Done in ")
+
+
 @pytest.mark.parametrize("kind", EXPORTS)
 def test_pull_apply_writes_the_edit_and_the_next_build_leaves_the_note_in_anki_alone(
     phone: Profile, kind: str

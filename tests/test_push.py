@@ -177,6 +177,19 @@ def test_push_dry_run_prints_the_plan_and_changes_nothing(profile: Profile) -> N
     assert {p: p.read_bytes() for p in profile.build_folder.glob("*.apkg")} == packages
 
 
+def test_push_quiet_prints_nothing_and_verbose_adds_the_time(profile: Profile) -> None:
+    """-q and -v work on push as on every command; both at once is a usage error."""
+    _delete_one_pair_and_move_another(profile)
+    quiet = profile.cli("push", profile.collection_path, "--dry-run", "-q")
+    assert quiet.exit_code == 0, quiet.output
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    verbose = profile.cli("push", profile.collection_path, "--dry-run", "-v")
+    assert verbose.exit_code == 0, verbose.output
+    assert f"would delete {DELETED}\n" in verbose.stdout
+    assert verbose.stderr.splitlines()[-1].startswith("Done in ")
+    assert profile.cli("push", profile.collection_path, "-q", "-v").exit_code == 2
+
+
 @pytest.mark.parametrize("how", ["anki", "sqlite"])
 def test_push_to_a_collection_open_in_another_process_says_close_anki_first(
     profile: Profile, how: str

@@ -9,7 +9,6 @@ the test skips where the history or the corpus is missing.
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REFERENCE, REPO, run_cli
+from tests.conftest import REFERENCE, REPO, run_cli, state_notes
 from tests.test_corpus import CORPUS
 
 PREVIOUS_RELEASE = "78d17ee8384dfd1ea0087ad9c36958803f3dbe6d"
@@ -37,8 +36,7 @@ CURRENT_OPTIONS = {"16_": PREVIOUS_OPTIONS["16_"]}
 
 
 def _notes(state: Path) -> dict[str, dict[str, object]]:
-    data = json.loads(state.read_text(encoding="utf-8"))
-    return {str(note["guid"]): note for note in data["notes"]}
+    return state_notes(state)
 
 
 def _assert_kept(before: dict[str, dict[str, object]], after: dict[str, dict[str, object]]) -> None:

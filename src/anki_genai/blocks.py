@@ -20,6 +20,20 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.token import Token
 
+# How deep quotes and lists may nest (markdown-it's maxNesting, as CommonMark's preset sets
+# it): deeper, markdown-it skips the rest of the range it is reading, to keep its recursion
+# bounded; inside a list item that range runs to the end of the file.
+MAX_NESTING = 20
+TOO_DEEP = (
+    f"nested more than {MAX_NESTING} levels deep (quotes or lists): nothing is read from "
+    "here to the end of the enclosing quote, or of the file; flatten it"
+)
+ANSWER_TOO_DEEP = (
+    "answer is nested more than {levels} levels deep at line {line} (quotes or lists), too "
+    "deep to read; flatten it"
+)
+_CONTAINERS = ("blockquote_open", "list_item_open")  # the blocks markdown-it parses inside
+
 _DETAILS_TAG = re.compile(r"</?details\b|<summary\b", re.IGNORECASE)
 # Tags that only wrap or space out the text of a details block: dropped when it is cut.
 _WRAPPER = re.compile(
@@ -215,3 +229,22 @@ def _without_trailing_close(block: tuple[Token, ...]) -> tuple[tuple[Token, ...]
     content = _trailing_close(block[last].content) or inline_text(kept)
     inline = block[last].copy(children=kept, content=content)
     return (*block[:last], inline, *block[last + 1 :]), line_index
+
+
+def nesting_cuts(tokens: Sequence[Token]) -> Iterator[int]:
+    """The 1-based lines where markdown-it stopped reading a block that nests too deep,
+    the first of each top-level block."""
+    depth = 0
+    cut_in_block = False
+    for token in tokens:
+        if depth == 0:
+            cut_in_block = False
+        depth += token.nesting
+        if (
+            not cut_in_block
+            and token.type in _CONTAINERS
+            and token.level >= MAX_NESTING - 1
+            and token.map
+        ):
+            cut_in_block = True
+            yield token.map[0] + 1

@@ -9,32 +9,31 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import os
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
 
-from anki_genai import incremental, statefile
-from anki_genai.apkg import notetype, package
+from anki_genai import incremental, rebuild, statefile
 from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, RememberedFile, environment_key
 from anki_genai.cards import Card, merge_duplicates
 from anki_genai.errors import (
-    AnkiGenaiError,
     Diagnostic,
+    FrontMatterError,
+    NoCardsError,
+    Severity,
     SourceError,
+    SourceLocation,
     StrictModeError,
     UnreadableSourcesError,
 )
-from anki_genai.identity import Status
 from anki_genai.lock import project_lock
 from anki_genai.outputs import gone_if_failed, write_outputs
 from anki_genai.parse import ParseOptions
-from anki_genai.plan import Plan, PlannedNote, card_strings, plan_notes
+from anki_genai.plan import Plan, as_last_packaged, card_strings, plan_notes
 from anki_genai.preview import write_preview
+from anki_genai.recover import Recovered, keep_damaged, previous_state
+from anki_genai.results import BuildResult, Collected, FileRead, Progress
 from anki_genai.sources import (
-    FileJob,
     KnownKey,
     Scope,
     Sources,
@@ -47,8 +46,9 @@ from anki_genai.sources import (
     source_root,
 )
 from anki_genai.statefile import NoteRecord, State
-from anki_genai.statetext import save_text_with_backup
 from anki_genai.workers import process_all
+
+__all__ = ["BuildOptions", "BuildResult", "Collected", "FileRead", "Progress", "build"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,91 +65,6 @@ class BuildOptions:
     skip_unreadable: bool = False  # build the other files when one cannot be read
     lock_timeout: float = 60.0  # seconds to wait for another build of the same sources
     parse: ParseOptions = field(default_factory=ParseOptions)  # layout, extra marker words
-
-
-@dataclass(frozen=True, slots=True)
-class Collected:
-    """The cards of every source file, and every problem met on the way."""
-
-    cards: tuple[Card, ...]
-    diagnostics: tuple[Diagnostic, ...]
-    files: tuple[Path, ...]
-    root: Path  # the folder the state file lives in
-    scope: Scope  # the files whose notes this build speaks for
-    # Each file's cards before duplicates were merged (None: unreadable), and what merging
-    # them found: what the next build's record of each file is made of.
-    results: tuple[FileResult | None, ...] = ()
-    merged: tuple[Diagnostic, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class BuildResult:
-    """What a build did (or, in a dry run, would do)."""
-
-    package_path: Path
-    state_path: Path
-    files: int
-    changes: tuple[PlannedNote, ...]  # new, changed, renamed and removed notes; the rest counted
-    diagnostics: tuple[Diagnostic, ...]
-    written: bool
-    counts: Counter[Status] = field(default_factory=Counter)
-    note_count: int = 0  # notes from the sources (removed ones not counted)
-    deck_counts: dict[str, Counter[Status]] = field(default_factory=dict)
-    moved: int = 0  # unchanged notes now in another file
-
-    def summary(self) -> dict[str, object]:
-        """What a later unchanged rebuild reports again without redoing the work."""
-        return {
-            "files": self.files,
-            "notes": self.note_count,
-            "decks": {
-                deck: sum(c.values()) - c[Status.REMOVED] for deck, c in self.deck_counts.items()
-            },
-            "diagnostics": [d.to_list() for d in self.diagnostics],
-        }
-
-    @classmethod
-    def unchanged(
-        cls, package_path: Path, state_path: Path, summary: dict[str, Any]
-    ) -> BuildResult:
-        """The result of a rebuild whose inputs are exactly those of the last build."""
-        decks = {
-            str(deck): Counter({Status.UNCHANGED: int(n)}) for deck, n in summary["decks"].items()
-        }
-        return cls(
-            package_path,
-            state_path,
-            int(summary["files"]),
-            (),
-            tuple(Diagnostic.from_list(d) for d in summary["diagnostics"]),
-            False,
-            Counter({Status.UNCHANGED: int(summary["notes"])}),
-            int(summary["notes"]),
-            decks,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class FileRead:
-    """One source file read, for progress and `-v`: what it yielded and what it took."""
-
-    path: Path
-    size: int  # bytes
-    cards: int | None  # None: the file cannot be read or decoded
-    seconds: float | None  # None: its cards came from the cache (or it was never parsed)
-    # The layout the parser found the file to be in; None until the parser reports one
-    # (issue 15 adds it to ParsedDocument: pass it on from workers.process_file).
-    layout: str | None = None
-
-
-class Progress(Protocol):
-    """Told about each source file as a build, check or preview gets through them."""
-
-    def begin(self, files: Sequence[tuple[Path, int]]) -> None:
-        """Every source file, in order, with its size in bytes; before any is read."""
-
-    def file_read(self, file: FileRead) -> None:
-        """One more file is done (from the cache ones come first, in no promised order)."""
 
 
 @dataclass
@@ -186,149 +101,52 @@ def build(
         if unchanged is not None:
             return unchanged
         in_cache = memo is None and not options.dry_run  # cards' HTML waits there, not in memory
-        inputs = incremental.inputs_key(
-            replace(options, dry_run=False), cache.environment, notetype.note_type_digest()
-        )
-        parts = _split(cache, options, inputs, sources, state_data)
-        if parts is not None:
-            quick = _build_changed(
-                parts, options, inputs, cache, sources, state_path, state_digest, progress,
-                in_cache, workers,
-            )  # fmt: skip
-            if quick is not None:
-                if memo is not None:
-                    memo.state = None
-                return quick
-        collected = collect(options, progress, cache, sources, in_cache, workers)
-        plan, state_changed = _plan(collected, options, state_path, state_digest, memo)
-        result = _result(collected, plan, state_path)
-        if options.strict and result.diagnostics:
-            raise StrictModeError(result.diagnostics)
-        if options.dry_run:
-            return result
-        written, state_digest = write_outputs(
-            plan, result.state_path, cache, state_changed, state_digest
-        )
-        incremental.save_record(cache, _record(inputs, sources, collected, plan, state_digest))
-        _remember(cache, options, sources, _media(collected), result, state_digest)
-        if memo is not None:
-            memo.state = (state_digest, plan.state)
-        return replace(result, written=written)
+        result = rebuild.changed_only(
+            options, cache, sources, state_path, state_data, progress, collect,
+            html_in_cache=in_cache, workers=workers,
+        )  # fmt: skip
+        if result is not None:
+            if memo is not None:
+                memo.state = None
+        else:
+            collected = collect(options, progress, cache, sources, in_cache, workers)
+            result = _build_all(options, cache, sources, collected, state_path, state_digest, memo)
+        return replace(result, diagnostics=_with_cache_problem(result, cache))
 
 
-def _split(
-    cache: Cache,
+def _build_all(
     options: BuildOptions,
-    inputs: str,
-    sources: Sources,
-    state_data: bytes | None,
-) -> incremental.Split | None:
-    """The files this rebuild needs to match again, if the last build's record allows it."""
-    if options.dry_run or state_data is None:
-        return None
-    record = incremental.load_record(cache)
-    if record is None:
-        return None
-    if not cache.package_is_current(Path(record.package), str(cache.package.get("digest"))):
-        return None
-    return incremental.split(record, inputs, sources, state_data)
-
-
-def _build_changed(
-    parts: incremental.Split,
-    options: BuildOptions,
-    inputs: str,
     cache: Cache,
     sources: Sources,
+    collected: Collected,
     state_path: Path,
     state_digest: str | None,
-    progress: Progress | None,
-    in_cache: bool,
-    workers: int | None,
-) -> BuildResult | None:
-    """Rebuild matching only the changed files; None if a full build is needed after all."""
-    if progress is not None:
-        sizes = [job.size if isinstance(job, FileJob) else 0 for job in sources.jobs]
-        progress.begin(tuple(zip(sources.files, sizes, strict=True)))
-        for job in sources.jobs:
-            if isinstance(job, FileJob) and job.relative in parts.unchanged:
-                count = parts.record.files[job.relative].count
-                progress.file_read(FileRead(job.path, job.size, count, None))
-    collected = collect(
-        options, _Continued(progress), cache, parts.changed, in_cache, workers, forget=False
+    memo: BuildMemo | None,
+) -> BuildResult:
+    """Match every file's cards against the state, then write the package and the state."""
+    plan, state_changed, recovered, repairs = _plan(
+        collected, options, state_path, state_digest, memo, bool(cache.package)
     )
-    results = [r for r in collected.results if isinstance(r, FileResult)]
-    delta = incremental.plan_delta(
-        parts, results, collected.cards, collected.merged, options.output, sources.skipped
-    )
-    if delta is None:
-        return None
-    plan = delta.plan
-    result = BuildResult(
-        plan.package_path, state_path, len(sources.files), plan.changes, delta.diagnostics,
-        False, plan.counts, delta.note_count, plan.deck_counts, plan.moved,
-    )  # fmt: skip
+    result = replace(_result(collected, plan, state_path, recovered), state_repairs=repairs)
     if options.strict and result.diagnostics:
         raise StrictModeError(result.diagnostics)
-    keep = cache.folder / "collection" if cache.folder is not None else None
-    path, note_type_mod = plan.package_path, plan.state.note_type_mod
-    try:
-        written = package.write_package(plan.notes, note_type_mod, path, keep, delta.unchanged)
-    except OSError as exc:
-        raise AnkiGenaiError(
-            f"{path}: cannot write the package ({exc.strerror}); choose a writable output with -o"
-        ) from None
-    if written is None:
-        return None
-    if written:
-        cache.remember_package(path, f"changed:{hashlib.sha256(os.urandom(16)).hexdigest()}")
-    if delta.state_text is not None:
-        state_digest = save_text_with_backup(delta.state_text, state_path, path.parent)
-    assert state_digest is not None
-    cache.keep_only({job.relative for job in sources.jobs if isinstance(job, FileJob)})
-    record = incremental.BuildRecord(
-        inputs, state_digest, delta.latest_mod, str(path), delta.tombstones, delta.files
+    if options.dry_run:
+        return result
+    if recovered is not None and recovered.damaged is not None:
+        keep_damaged(recovered.damaged)
+    written, state_digest = write_outputs(
+        plan, result.state_path, cache, state_changed, state_digest
     )
+    # A state set right on reading, or restored, is written anew: the next build matches
+    # every file again rather than start from what this one read.
+    trusted = not repairs and recovered is None
+    inputs = rebuild.inputs_of(options, cache)
+    record = rebuild.record_of(inputs, sources, collected, plan, state_digest) if trusted else None
     incremental.save_record(cache, record)
-    _remember(cache, options, sources, list(delta.media), result, state_digest)
-    return replace(result, written=bool(written) or delta.state_text is not None)
-
-
-class _Continued:
-    """A build's progress, told about more files after it began."""
-
-    def __init__(self, progress: Progress | None) -> None:
-        self._progress = progress
-
-    def begin(self, files: Sequence[tuple[Path, int]]) -> None:
-        pass
-
-    def file_read(self, file: FileRead) -> None:
-        if self._progress is not None:
-            self._progress.file_read(file)
-
-
-def _record(
-    inputs: str, sources: Sources, collected: Collected, plan: Plan, state_digest: str
-) -> incremental.BuildRecord | None:
-    """What the next build starts from, after a build of the whole project."""
-    results = [r for r in collected.results if isinstance(r, FileResult)]
-    if sources.scope.named != ("",) or len(results) != len(sources.jobs):
-        return None
-    jobs = [job for job in sources.jobs if isinstance(job, FileJob)]
-    guids = [note.guid for note in plan.notes[: len(collected.cards)]]
-    files = incremental.file_records(
-        jobs, sources.keys, results, collected.cards, guids, collected.merged
-    )
-    tombstones = tuple(g for g, r in plan.state.notes.items() if r.removed)
-    latest = plan.state.latest_mod
-    return incremental.BuildRecord(
-        inputs, state_digest, latest, str(plan.package_path), tombstones, files
-    )
-
-
-def _media(collected: Collected) -> list[Path]:
-    return sorted({m.path for card in collected.cards for m in card.media})
+    rebuild.remember(cache, options, sources, rebuild.media_of(collected), result, state_digest)
+    if memo is not None:
+        memo.state = (state_digest, plan.state)
+    return replace(result, written=written)
 
 
 def collect(
@@ -358,7 +176,7 @@ def collect(
             read = FileRead(job.path, 0, None, None)
         elif (cached := cache.get(job.relative, key) if cache is not None else None) is not None:
             results[index] = cached
-            read = FileRead(job.path, job.size, len(cached.cards), None)
+            read = FileRead(job.path, job.size, len(cached.cards), None, cached.layout or None)
         else:
             todo.append((index, job))
             continue
@@ -370,8 +188,11 @@ def collect(
         if cache is not None and isinstance(result, FileResult):
             cache.put(job.relative, key, result, written)
         if progress is not None:
-            cards = len(result.cards) if isinstance(result, FileResult) else None
-            progress.file_read(FileRead(job.path, job.size, cards, seconds))
+            if isinstance(result, FileResult):
+                read = FileRead(job.path, job.size, len(result.cards), seconds, result.layout)
+            else:
+                read = FileRead(job.path, job.size, None, seconds)
+            progress.file_read(read)
     if forget and cache is not None and "" in sources.scope.named:  # a part keeps the rest
         cache.keep_only({job.relative for job in sources.jobs if not isinstance(job, SourceError)})
     return _collected(sources, results, options.skip_unreadable)
@@ -381,7 +202,8 @@ def _collected(
     sources: Sources, results: list[FileResult | SourceError | None], skip_unreadable: bool
 ) -> Collected:
     unreadable = [r for r in results if isinstance(r, SourceError)]
-    if unreadable and not skip_unreadable:
+    # A file whose front matter is broken never stops the others: its notes stay as built.
+    if not skip_unreadable and any(not isinstance(r, FrontMatterError) for r in unreadable):
         raise UnreadableSourcesError(tuple(unreadable))
     diagnostics = [*sources.skipped, *(exc.diagnostic() for exc in unreadable)]
     cards: list[Card] = []
@@ -392,9 +214,10 @@ def _collected(
     kept, duplicate_problems = merge_duplicates(cards)
     diagnostics.extend(duplicate_problems)
     scope = sources.scope.without(relative_to_root(exc.path, sources.root) for exc in unreadable)
+    failed = any(isinstance(r, FrontMatterError) for r in unreadable)
     files = tuple(r if isinstance(r, FileResult) else None for r in results)
     return Collected(
-        tuple(kept), tuple(diagnostics), sources.files, sources.root, scope, files,
+        tuple(kept), tuple(diagnostics), sources.files, sources.root, scope, failed, files,
         tuple(duplicate_problems),
     )  # fmt: skip
 
@@ -471,36 +294,24 @@ def _unchanged_since_last_build(
     """The last build's result, if every input is byte for byte what it was then."""
     if options.dry_run or state_digest is None:
         return None
-    last = cache.last_build(_inputs_digest(options, sources, state_digest))
+    last = cache.last_build(rebuild.inputs_digest(options, sources, state_digest))
     if last is None:
         return None
     result = BuildResult.unchanged(last[0], state_path, last[1])
     return None if options.strict and result.diagnostics else result
 
 
-def _inputs_digest(options: BuildOptions, sources: Sources, state_digest: str) -> str:
-    """Everything a build reads: options, every source file, the state file."""
-    digest = hashlib.sha256(repr(replace(options, dry_run=False)).encode())
-    digest.update(notetype.note_type_digest().encode())
-    for path, key in zip(sources.files, sources.keys, strict=True):
-        digest.update(f"\x1e{path}\x1f{key}".encode())
-    digest.update(b"\x1e" + state_digest.encode())
-    return digest.hexdigest()
-
-
-def _remember(
-    cache: Cache,
-    options: BuildOptions,
-    sources: Sources,
-    media: list[Path],
-    result: BuildResult,
-    state_digest: str,
-) -> None:
-    """Save the cache, with what this build read and reported, for the next build."""
-    inputs = _inputs_digest(options, sources, state_digest)
-    cache.remember_keys(sources.known)
-    cache.remember_build(inputs, result.package_path, result.summary(), media)
-    cache.save()
+def _with_cache_problem(result: BuildResult, cache: Cache) -> tuple[Diagnostic, ...]:
+    """The build's problems, and a warning if its cache could not be saved (once a build:
+    it is correct, only the next one is slower)."""
+    if cache.write_failure is None or cache.folder is None:
+        return result.diagnostics
+    message = (
+        f"cannot save the build cache ({cache.write_failure}); this build is complete, "
+        "but the next one will read every file again"
+    )
+    problem = Diagnostic(SourceLocation(cache.folder, 1), message, Severity.WARNING)
+    return (*result.diagnostics, problem)
 
 
 def _plan(
@@ -509,27 +320,52 @@ def _plan(
     state_path: Path,
     state_digest: str | None,
     memo: BuildMemo | None,
-) -> tuple[Plan, bool]:
-    """Match the cards against the state; return the plan and whether the state changes.
+    built_before: bool = False,
+) -> tuple[Plan, bool, Recovered | None, tuple[statefile.Repair, ...]]:
+    """Match the cards against the state (restored, if it was lost); return the plan,
+    whether the state changes, what was restored, and what reading it set right.
 
     The state read here is let go on return: tens of megabytes for a large collection,
     not needed while packaging.
     """
+    decks = {card.deck for card in collected.cards}
+    package_path = output_path(options.output, collected.root, decks)
+    # Where the last package may be: this build's, or the whole project's.
+    packages = tuple(
+        dict.fromkeys((package_path, output_path(options.output, collected.root, set())))
+    )
+    recovered = None
     if memo is not None and memo.state is not None and memo.state[0] == state_digest:
         state = memo.state[1]
     else:
         known = card_strings(collected.cards) if state_digest is not None else None
-        state = statefile.load_state(state_path, known)
+        state, recovered = previous_state(
+            state_path, packages, collected.cards, known, built_before
+        )
     if memo is not None:
         memo.state = None  # the old state goes while packaging, as above
-    decks = {card.deck for card in collected.cards}
-    package_path = output_path(options.output, collected.root, decks)
-    plan = plan_notes(collected.cards, state, state_path, package_path, collected.scope)
-    # Compared as data, not as text: a state that says the same is not rewritten.
-    return plan, state_digest is None or plan.state != state
+    # The notes of files that could not be read this time go as the last package has them,
+    # in their decks (which also name the package).
+    kept = as_last_packaged(state, collected.scope.skipped, packages)
+    package_path = output_path(options.output, collected.root, decks | {n.deck for n in kept})
+    if not collected.cards and not kept and not _has_notes(state, collected.scope):
+        raise NoCardsError(options.sources, len(collected.files), collected.diagnostics)
+    plan = plan_notes(collected.cards, state, state_path, package_path, collected.scope, kept)
+    # Compared as data, not as text: a state that says the same is not rewritten, unless
+    # reading it had to set something right or it was restored from a damaged one.
+    changed = state_digest is None or plan.state != state or bool(state.repairs)
+    changed = changed or (recovered is not None and recovered.damaged is not None)
+    return plan, changed, recovered, state.repairs
 
 
-def _result(collected: Collected, plan: Plan, state_path: Path) -> BuildResult:
+def _has_notes(state: State, scope: Scope) -> bool:
+    """Whether the last build made notes here (sources now without a card remove them)."""
+    return any(not r.removed and r.file in scope for r in state.notes.values())
+
+
+def _result(
+    collected: Collected, plan: Plan, state_path: Path, recovered: Recovered | None = None
+) -> BuildResult:
     return BuildResult(
         plan.package_path,
         state_path,
@@ -541,6 +377,10 @@ def _result(collected: Collected, plan: Plan, state_path: Path) -> BuildResult:
         note_count=len(collected.cards),
         deck_counts=plan.deck_counts,
         moved=plan.moved,
+        removed_notes=plan.removed_notes,
+        kept_notes=plan.kept_notes,
+        failed=collected.failed,
+        notices=(recovered.notice,) if recovered is not None else (),
     )
 
 

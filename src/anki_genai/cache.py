@@ -33,7 +33,10 @@ from anki_genai.store import (
 )
 
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
-_FORMAT = 9  # entries hold a token since 8, a card's content digest since 9
+# Entries hold a token since 8, a card's content digest since 9; 10: media checked by
+# their bytes, math without links, Obsidian embeds (new HTML, new warnings); 11: each
+# file's layout.
+_FORMAT = 11
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ class FileResult:
 
     cards: tuple[Card, ...]
     diagnostics: tuple[Diagnostic, ...]
+    layout: str = ""  # the layout the file was read in, for `-v`
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,7 @@ class Cache:
         self._fresh: dict[str, tuple[str, FileResult]] = {}  # relative -> (key, result)
         self._keep: set[str] | None = None  # the files still in the sources
         self._index_changed = False
+        self.write_failure: str | None = None  # why the cache could not be saved, if so
         index = self._read("index.json")
         if isinstance(index.get("package"), dict) and isinstance(index.get("last"), dict):
             self.package, self.last = index["package"], index["last"]
@@ -137,9 +142,10 @@ class Cache:
                 for i, c in enumerate(entry["cards"])
             )
             problems = tuple(Diagnostic.from_list(d) for d in entry["diagnostics"])
+            layout = str(entry["layout"])
         except (KeyError, TypeError, ValueError, OSError):
             return None
-        result = FileResult(cards, problems)
+        result = FileResult(cards, problems, layout)
         if self._memory is not None:
             self._memory[relative] = RememberedFile(key, result, media)
         return result
@@ -242,7 +248,7 @@ class Cache:
         if self.folder is None:
             return
         files = self.folder / "files"
-        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+        try:  # a cache that cannot be written is only slower: the build says so, and goes on
             files.mkdir(parents=True, exist_ok=True)
             # One small file per source file: a rebuild rewrites only the entries that
             # changed, and never holds the whole cache as one document.
@@ -263,6 +269,8 @@ class Cache:
                 atomic_write(
                     self.folder / "index.json", functools.partial(dump_json, index), durable=False
                 )
+        except OSError as exc:
+            self.write_failure = exc.strerror or str(exc)
         self._fresh.clear()
 
 
@@ -284,13 +292,14 @@ def write_entry(
         "media": [_stat(p) for p in _media_paths(result)],
         "cards": [_card_to_list(c) for c in result.cards],
         "diagnostics": [d.to_list() for d in result.diagnostics],
+        "layout": result.layout,
     }
     token = entry["token"] = os.urandom(8)
     write_checked(path, entry)
     cards = tuple(
         card.stored_at(StoredHtml(path, token, index)) for index, card in enumerate(result.cards)
     )
-    return FileResult(cards, result.diagnostics)
+    return FileResult(cards, result.diagnostics, result.layout)
 
 
 def _stat(path: Path) -> tuple[str, int, int]:

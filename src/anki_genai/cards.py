@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anki_genai.apkg.notetype import NoteFields
+from anki_genai.embeds import defuse_media_tags
 from anki_genai.errors import CacheChangedError, Diagnostic, Severity, SourceLocation
 from anki_genai.media import MediaFile, resolve_images
 from anki_genai.parse import ParsedDocument, normalize_question
 from anki_genai.store import StoredHtml, read_stored_html
+from anki_genai.tex import defuse_field, tex_problems
 
 if TYPE_CHECKING:
     from anki_genai.render import Renderer
@@ -67,14 +69,14 @@ class Card:
         # and the file's tag) travels with its next real change, so renaming a file, moving
         # a pair or retitling a section overwrites nothing. `shown_digest` covers it all, for
         # the package, and is how a previous release's state files recorded a note.
-        content = _digest(question, answer, *own_tags)
-        shown = _digest(question, answer, context, source_file, *tags)
+        content = text_digest(question, answer, *own_tags)
+        shown = text_digest(question, answer, context, source_file, *tags)
         # The HTML is held compressed: a build of 100,000 notes would otherwise keep a
         # quarter of a gigabyte of it in memory between rendering and packaging.
         packed = zlib.compress(f"{question}\x00{answer}".encode(), 1)
         return cls(
             deck, packed, context, source_file, location, question_text, tags, explicit_id,
-            media, normalize_question(question_text), _digest(answer), content, shown,
+            media, normalize_question(question_text), text_digest(answer), content, shown,
         )  # fmt: skip
 
     def stored_at(self, where: StoredHtml) -> Card:
@@ -120,23 +122,27 @@ class Card:
     def fields(self) -> NoteFields:
         """Return the note's fields."""
         question, answer = self.html()
-        context = html.escape(self.context, quote=False)
-        return NoteFields(question, answer, context, html.escape(self.source, quote=False))
+        # Plain text, shown on the card too: Anki's MathJax and sound tags would read it.
+        context, source = (
+            defuse_media_tags(defuse_field(html.escape(text, quote=False)), {})
+            for text in (self.context, self.source)
+        )
+        return NoteFields(question, answer, context, source)
 
 
 def make_cards(
     document: ParsedDocument, deck: str, source_file: str, renderer: Renderer, root: Path
 ) -> tuple[list[Card], list[Diagnostic]]:
-    """Render every pair of `document` into a card of `deck`; report image problems."""
+    """Render every pair of `document` into a card of `deck`; report media and math problems."""
     own_tags = tuple(dict.fromkeys(safe_tag(t) for t in document.tags))
     tags = tuple(dict.fromkeys((*own_tags, file_tag(source_file))))
     cards: list[Card] = []
     problems: list[Diagnostic] = []
     for pair in document.pairs:
-        media, image_problems = resolve_images(
-            (*pair.question_tokens, *pair.answer_tokens), document.path, root
-        )
+        tokens = (*pair.question_tokens, *pair.answer_tokens)
+        media, image_problems = resolve_images(tokens, document.path, root)
         problems.extend(image_problems)
+        problems.extend(tex_problems(tokens, document.path))
         names = {src: file.name for src, file in media.items()}
         answer = renderer.render(pair.answer_tokens, document.env, names)
         if len(answer.encode()) > FIELD_SIZE_WARNING:
@@ -176,7 +182,8 @@ def safe_tag(tag: str) -> str:
     return re.sub(r"\s+", "_", tag.strip())
 
 
-def _digest(*parts: str) -> str:
+def text_digest(*parts: str) -> str:
+    """The digest a card keeps of its question and answer HTML (and tags): the state's too."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 

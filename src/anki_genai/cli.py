@@ -1,14 +1,17 @@
 """The command line: parses options, calls the library, reports once.
 
 Exit codes: 0 success (a build that skipped broken pairs still succeeds, and says so);
-1 the build failed, `check` found errors, or `--strict` found any problem; 2 the command
+1 the build failed or kept a file's notes as last built (its front matter is broken),
+`check` found errors or no card at all, or `--strict` found any problem; 2 the command
 line itself is wrong (a missing source among it); 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +32,7 @@ from anki_genai.build import (
     preview,
 )
 from anki_genai.config import is_known_encoding, load_config
-from anki_genai.errors import AnkiGenaiError, Severity
+from anki_genai.errors import AnkiGenaiError, NoCardsError, Severity, os_error
 from anki_genai.parse import Layout, ParseOptions
 from anki_genai.preview import open_in_browser
 from anki_genai.sources import PREVIEW_FILE_NAME, preview_page, source_root
@@ -53,6 +56,13 @@ class _Commands(click.Group):
             # Every file is written to a temporary name and renamed into place.
             click.echo("Interrupted; no file was left half-written.", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # stdout closed early (`| head`): click ends quietly
+            # The stages turn the OS errors they expect into messages; one they did not
+            # is still the machine's doing (a disk, a permission), not a bug to show.
+            report.error(os_error(exc))
+            raise click.exceptions.Exit(1) from None
 
 
 def _source_options(command: F) -> F:
@@ -98,6 +108,18 @@ def _source_options(command: F) -> F:
     return command
 
 
+def _package_output_option(help: str) -> Callable[[F], F]:
+    """-o for the commands that write or read the build's package."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+        default=Path("build"),
+        show_default=True,
+        help=help,
+    )
+
+
 _wait_option = click.option(
     "--wait",
     type=click.FloatRange(min=0),
@@ -134,20 +156,19 @@ def main() -> None:
     source/. Options you would repeat can live in anki-genai.toml in the source folder;
     options on the command line win.
     """
+    if hasattr(signal, "SIGXFSZ"):
+        # Past a file-size limit (`ulimit -f`) a write should fail with EFBIG, which we
+        # report, rather than end the process. CPython ignores the signal already; an
+        # embedding interpreter may not.
+        with contextlib.suppress(ValueError):  # only the main thread may set it
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     if os.environ.get("NO_COLOR"):  # https://no-color.org: any non-empty value
         click.get_current_context().color = False
 
 
 @main.command("build", short_help="Build an Anki package from the notes.")
 @_source_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("build"),
-    show_default=True,
-    help="Folder for the package, or a file name ending in .apkg (any case).",
-)
+@_package_output_option("Folder for the package, or a file name ending in .apkg (any case).")
 @click.option(
     "--strict", is_flag=True, help="Fail, writing nothing, if the sources have any problem."
 )
@@ -208,7 +229,8 @@ def build_command(ctx: click.Context, /, **params: Any) -> None:
     if params["watch"]:
         _watch(options, lambda: once(options), again, verbosity)
         return
-    if once(options) is None:
+    result = once(options)
+    if result is None or result.failed:  # failed: a file's notes were kept as last built
         raise SystemExit(1)
 
 
@@ -231,6 +253,9 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
     report.check_result(
         collected, verbosity=verbosity, as_json=params["as_json"], strict=options.strict
     )
+    if not collected.cards:
+        report.error(NoCardsError(options.sources, len(collected.files)))
+        raise SystemExit(1)
     problems = collected.diagnostics
     if any(d.severity is Severity.ERROR or options.strict for d in problems):
         raise SystemExit(1)
@@ -277,6 +302,10 @@ def forget_removed_command(
     start = time.perf_counter()
     path, gone = _run(lambda: forget_removed(_sources_or_default(sources), wait, dry_run))
     report.forgotten(path, gone, dry_run=dry_run, verbosity=verbosity)
+    _report_time(start, verbosity)
+
+
+def _report_time(start: float, verbosity: report.Verbosity) -> None:
     if verbosity is report.Verbosity.VERBOSE:
         report.message(f"Done in {time.perf_counter() - start:.2f} s.", verbosity=verbosity)
 
@@ -284,15 +313,9 @@ def forget_removed_command(
 @main.command("pull", short_help="Bring edits made in Anki back to the notes.")
 @click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_source_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("build"),
-    show_default=True,
-    help="The build's output folder (or .apkg), where the last package is.",
-)
+@_package_output_option("The build's output folder (or .apkg), where the last package is.")
 @click.option("--apply", is_flag=True, help="Write the edits into the Markdown.")
+@_verbosity_options
 @click.pass_context
 def pull_command(ctx: click.Context, /, **params: Any) -> None:
     """List notes edited in Anki since the last build; with --apply, write them back.
@@ -303,10 +326,13 @@ def pull_command(ctx: click.Context, /, **params: Any) -> None:
     from anki_genai.sync.pull import pull
     from anki_genai.sync.report import report_pull
 
+    verbosity = _verbosity(params)
     export, apply = params.pop("export"), params.pop("apply")
     options = _options(ctx, params)
+    start = time.perf_counter()
     result = _run(lambda: pull(export, options, apply=apply))
-    report_pull(result)
+    report_pull(result, verbosity=verbosity)
+    _report_time(start, verbosity)
     if result.exit_code:
         raise SystemExit(result.exit_code)
 
@@ -314,15 +340,9 @@ def pull_command(ctx: click.Context, /, **params: Any) -> None:
 @main.command("push", short_help="Update a closed Anki collection in place.")
 @click.argument("collection", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_source_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("build"),
-    show_default=True,
-    help="Folder for the package, or a file name ending in .apkg.",
-)
+@_package_output_option("Folder for the package, or a file name ending in .apkg (any case).")
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@_verbosity_options
 @click.pass_context
 def push_command(ctx: click.Context, /, **params: Any) -> None:
     """Build, then bring COLLECTION (a profile's collection.anki2, Anki closed) up to date:
@@ -333,9 +353,12 @@ def push_command(ctx: click.Context, /, **params: Any) -> None:
     from anki_genai.sync.push import push
     from anki_genai.sync.report import report_push
 
+    verbosity = _verbosity(params)
     path, dry_run = params.pop("collection"), params.pop("dry_run")
     options = _options(ctx, params)
-    report_push(_run(lambda: push(path, options, dry_run=dry_run)))
+    start = time.perf_counter()
+    report_push(_run(lambda: push(path, options, dry_run=dry_run)), verbosity=verbosity)
+    _report_time(start, verbosity)
 
 
 # --- options -----------------------------------------------------------------------------------

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import enum
+import errno
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,27 @@ class SourceError(AnkiGenaiError):
         return Diagnostic(self.location or SourceLocation(self.path, 1), self.message)
 
 
+class FrontMatterError(SourceError):
+    """A source file's front matter cannot be read: its settings (deck, tags, layout) are
+    unknown, so its notes stay as the last build made them while the other files build."""
+
+
+class NoCardsError(AnkiGenaiError):
+    """The sources give no card at all: most likely a layout the parser did not find."""
+
+    def __init__(
+        self, sources: tuple[Path, ...], files: int, diagnostics: tuple[Diagnostic, ...] = ()
+    ) -> None:
+        named = " ".join(str(s) for s in sources)
+        super().__init__(
+            f"{named}: no cards in {files} file{'' if files == 1 else 's'}; nothing written. "
+            f"`anki-genai check -v {named}` shows the layout each file was read in; mark "
+            "questions and answers (**题目：** … **答案：** …, or Q: … A: …), or choose one "
+            "with --layout"
+        )
+        self.diagnostics = diagnostics
+
+
 class UnreadableSourcesError(AnkiGenaiError):
     """Some source files cannot be read, and the user did not ask to skip them."""
 
@@ -91,6 +116,11 @@ class StateError(AnkiGenaiError):
     """The state file that keeps note identities is unreadable or foreign."""
 
 
+class RepeatedGuidError(StateError):
+    """Two different questions under one GUID in the state file: which one is that note
+    in Anki cannot be told, so nothing restores or repairs it on its own."""
+
+
 class StrictModeError(AnkiGenaiError):
     """`--strict` was given and the sources have problems."""
 
@@ -99,3 +129,81 @@ class StrictModeError(AnkiGenaiError):
             f"{len(diagnostics)} problem(s) in the sources and --strict was given; nothing written"
         )
         self.diagnostics = diagnostics
+
+
+class WriteError(AnkiGenaiError):
+    """A file cannot be written: the disk, a limit, a permission or a file stands in the way."""
+
+
+# What a write failure means, by errno; the advice that fits it, when the cause decides it.
+_SPACE_ADVICE = "free some space on it and build again"
+_WRITE_FAILURES = {
+    errno.ENOSPC: ("the disk is full", _SPACE_ADVICE),
+    errno.EDQUOT: ("the disk quota is used up", _SPACE_ADVICE),
+    errno.EFBIG: (
+        "the file-size limit is reached",
+        "raise the limit (ulimit -f) and build again",
+    ),
+    errno.EROFS: ("the file system is read-only", None),
+    errno.EACCES: ("permission denied", None),
+    errno.EPERM: ("permission denied", None),
+}
+# sqlite3 reports a full disk as SQLITE_FULL, read-only as SQLITE_READONLY; any other failed
+# write (EFBIG among them) only as SQLITE_IOERR.
+_SQLITE_ERRNO = {13: errno.ENOSPC, 8: errno.EROFS, 3: errno.EACCES}
+_SQLITE_IOERR = 10
+
+
+def write_error(path: Path, exc: OSError | sqlite3.Error, what: str, advice: str) -> WriteError:
+    """The one line to show when writing `what` to `path` failed with `exc`.
+
+    `advice` says what to do when the cause does not (a full disk says: free some space).
+    A file where a folder should be is named: that is the file in the way.
+    """
+    blocker = _file_in_the_way(path)
+    if blocker is not None:
+        return WriteError(
+            f"{blocker}: is a file, not a folder, so {path.name} cannot be written in it; "
+            f"move it away, or {advice}"
+        )
+    if path.is_dir():
+        return WriteError(f"{path}: is a folder, where {what} should be; move it away, or {advice}")
+    code = exc.errno if isinstance(exc, OSError) else _sqlite_errno(exc)
+    reason, own_advice = _WRITE_FAILURES.get(code, (None, None)) if code else (None, None)
+    if reason is None:
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+    return WriteError(f"{path}: cannot write {what}: {reason}; {own_advice or advice}")
+
+
+def _sqlite_errno(exc: sqlite3.Error) -> int | None:
+    code: int | None = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    if code & 0xFF == _SQLITE_IOERR and _file_size_limit() is not None:
+        return errno.EFBIG  # the likeliest cause, with a limit set (sqlite cannot tell)
+    return _SQLITE_ERRNO.get(code & 0xFF)
+
+
+def _file_size_limit() -> int | None:
+    """The file-size limit (`ulimit -f`) this process runs under, if any."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest ancestor of `path` that exists, if it is not a folder."""
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def os_error(exc: OSError) -> AnkiGenaiError:
+    """An OS error no stage expected, as one line: the file, what went wrong, what to do."""
+    reason, advice = _WRITE_FAILURES.get(exc.errno or 0, (exc.strerror or str(exc), None))
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    return AnkiGenaiError(f"{where}{reason}" + (f"; {advice}" if advice else ""))

@@ -12,7 +12,9 @@ Matching a pair of the new build to a note of the previous one, in this order:
 3. a question edited a little: among the notes that disappeared, the most similar question
    (similarity >= 0.75, or >= 0.5 when the answer is unchanged), but only when that pairing
    is clearly the best for both sides, so two different questions are never merged;
-4. otherwise a new note, whose GUID is derived from its question text.
+4. otherwise a new note, whose GUID is derived from the project's id and its question text,
+   so two projects that ask the same question give two notes in one collection.
+GUIDs recorded before projects had ids (derived from the question alone) are kept as they are.
 Notes that disappeared stay in the state as tombstones and keep being packaged with the tag
 `anki-genai::removed`, so users can find and delete them in Anki.
 """
@@ -79,6 +81,22 @@ class IdentityPlan:
     assignments: tuple[Assignment, ...]  # one per candidate, in candidate order
     removed: tuple[NoteRecord, ...]  # tombstones, new ones included (their mod is `now`)
     newly_removed: tuple[str, ...]  # GUIDs that disappeared in this build
+    project_id: str = ""  # the state's, or the one made for a project's first build
+
+
+def project_id(state: State, candidates: Sequence[Candidate], now: int) -> str:
+    """The id new notes' GUIDs are made from: the state's, or for a project that has none
+    yet (its first build) a new one, kept in the state from then on.
+
+    A new id comes from the moment of that first build and every pair in it, so no other
+    project has it, while a build with the clock fixed (tests, benchmarks) stays reproducible.
+    """
+    if state.project_id:
+        return state.project_id
+    seed = hashlib.sha256(f"anki-genai project\x1f{now}".encode())
+    for cand in candidates:
+        seed.update(f"\x1e{cand.key}\x1f{cand.answer}".encode())
+    return seed.hexdigest()[:16]
 
 
 def build_timestamp(state: State) -> int:
@@ -91,14 +109,14 @@ def timestamp_after(latest_mod: int) -> int:
     return max(int(time.time()), latest_mod + 1)
 
 
-def natural_guid(key: str) -> str:
-    """The GUID a pair with normalised question `key` and no explicit id is first given."""
-    return _guid("q", key)
-
-
-def explicit_guid(explicit_id: str) -> str:
-    """The GUID of every pair with the explicit id `explicit_id`."""
-    return _explicit_guid(explicit_id)
+def own_guids(project: str, key: str, explicit_id: str | None) -> tuple[str, ...]:
+    """The GUIDs a pair of `project` (normalised question `key`) is matched by before any
+    comparison: those of its explicit id, or else of its question; the project's own first,
+    then the one it had before projects had ids. A note recorded under one of them, with
+    the pair's question and answer, is claimed by that pair (see `assign_identities`)."""
+    if explicit_id is not None:
+        return _guid("id", project, explicit_id), _guid("id", explicit_id)
+    return _guid("q", project, key), _guid("q", key)
 
 
 def assign_identities(
@@ -110,29 +128,32 @@ def assign_identities(
     """Give each candidate the GUID of the note it evolved from, or a new one; a new one is
     never one of `reserved` (the GUIDs of notes this build leaves alone)."""
     records = state.notes
+    project = project_id(state, candidates, now)
     claimed: set[str] = set()
     chosen: list[str | None] = [None] * len(candidates)
 
     for index, cand in enumerate(candidates):
         if cand.explicit_id is not None:
-            guid = _explicit_guid(cand.explicit_id)
+            guid = _explicit_guid(project, cand.explicit_id, records)
             chosen[index] = guid
             claimed.add(guid)
 
     # The common case first: an unchanged pair finds its note under the GUID its question
-    # gives, with the same question and answer, and needs no further comparison.
+    # gives (in this project, or before projects had ids), with the same question and
+    # answer, and needs no further comparison.
     for index, cand in enumerate(candidates):
         if chosen[index] is None:
-            natural = _guid("q", cand.key)
-            record = records.get(natural)
-            if (
-                record is not None
-                and natural not in claimed
-                and record.question == cand.question
-                and record.answer == cand.answer
-            ):
-                chosen[index] = natural
-                claimed.add(natural)
+            for natural in (_guid("q", project, cand.key), _guid("q", cand.key)):
+                record = records.get(natural)
+                if (
+                    record is not None
+                    and natural not in claimed
+                    and record.question == cand.question
+                    and record.answer == cand.answer
+                ):
+                    chosen[index] = natural
+                    claimed.add(natural)
+                    break
 
     record_keys = _LazyKeys(records)
     by_question: dict[str, list[NoteRecord]] = {}
@@ -154,7 +175,7 @@ def assign_identities(
     assignments = []
     for cand, matched in zip(candidates, chosen, strict=True):
         if matched is None:
-            matched = _fresh_guid(cand.key, taken, reserved)
+            matched = _fresh_guid(project, cand.key, taken, reserved)
             taken.add(matched)
         previous = records.get(matched)
         renamed = previous is not None and previous.question != cand.question
@@ -171,7 +192,7 @@ def assign_identities(
         else:
             newly_removed.append(guid)
             removed.append(replace(record, removed=True, mod=now))
-    return IdentityPlan(tuple(assignments), tuple(removed), tuple(newly_removed))
+    return IdentityPlan(tuple(assignments), tuple(removed), tuple(newly_removed), project)
 
 
 class _LazyKeys(dict[str, str]):
@@ -246,17 +267,23 @@ def _match_edited_questions(
         claimed.add(guid)
 
 
-def _explicit_guid(explicit_id: str) -> str:
-    return _guid("id", explicit_id)
+def _explicit_guid(project: str, explicit_id: str, records: Mapping[str, NoteRecord]) -> str:
+    """The GUID of `<!-- anki-genai-id: ... -->`: the project's own, unless the note was
+    recorded before projects had ids."""
+    legacy = _guid("id", explicit_id)
+    scoped = _guid("id", project, explicit_id)
+    return legacy if legacy in records and scoped not in records else scoped
 
 
-def _fresh_guid(key: str, taken: set[str], reserved: Container[str] = frozenset()) -> str:
-    """A GUID for a new note from its normalised question `key`."""
-    guid = _guid("q", key)
+def _fresh_guid(
+    project: str, key: str, taken: set[str], reserved: Container[str] = frozenset()
+) -> str:
+    """A GUID for a new note of `project` from its normalised question `key`."""
+    guid = _guid("q", project, key)
     counter = 2
     while guid in taken or guid in reserved:
         # The same question again with another answer: a distinct, still reproducible GUID.
-        guid = _guid("q", key, str(counter))
+        guid = _guid("q", project, key, str(counter))
         counter += 1
     return guid
 
@@ -285,4 +312,4 @@ def updated_state(
             mod=assignment.mod,
             file=cand.file,
         )
-    return State(notes, note_type_digest, note_type_mod)
+    return State(notes, note_type_digest, note_type_mod, plan.project_id)

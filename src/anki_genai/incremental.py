@@ -8,15 +8,18 @@ records they can meet: the notes of the changed and removed files, and the tombs
 
 This gives exactly what matching everything gives when no unchanged note could be claimed
 by a changed pair, nor take part in the later, fuzzier steps. An unchanged note that is
-*settled*, whose GUID is its explicit id's or the one its question gives, is claimed by its
-own pair at the first steps of `identity.assign_identities`, since the state records exactly
-that pair's question and answer under that GUID, and no other pair can take it unless it
+*settled*, whose GUID is one its explicit id or its question gives (`identity.own_guids`:
+the project's, or the one made before projects had ids), is claimed by its own pair at
+the first steps of `identity.assign_identities`, since the state records exactly that
+pair's question and answer under that GUID, and no other pair can take it unless it
 shares its question or id. So a file is matched again when any of its notes is unsettled
 (an edited question keeps its old GUID), and the whole build falls back to matching
 everything when a changed pair shares a question or an id with an unchanged file's note, or
 a changed file shared one with another file last time (duplicates are merged across files).
 Everything else the shortcut rests on (the state file, options, tool versions, the last
-package) must be byte for byte what the last build left, or the build is a full one.
+package) must be byte for byte what the last build left, or the build is a full one: a
+state file git merged into, or that reading sets right, or restored after it was lost, is
+never that, and only the version 2 layout is edited in place (`statetext`).
 """
 
 from __future__ import annotations
@@ -170,9 +173,10 @@ def file_records(
     kept: Sequence[Card],
     guids: Sequence[str],
     merged: Sequence[Diagnostic],
+    project: str,
 ) -> dict[str, FileRecord]:
     """Each file's record, from its result, its cards kept after merging duplicates (in
-    order, with `guids`), and the problems merging found."""
+    order, with `guids`), and the problems merging found; `project` is the state's id."""
     by_file: dict[str, list[tuple[Card, str]]] = {}
     for card, guid in zip(kept, guids, strict=True):
         by_file.setdefault(card.source_file, []).append((card, guid))
@@ -199,7 +203,7 @@ def file_records(
             key=key,
             deck=notes[0][0].deck if notes else "",
             notes=tuple(guid for _, guid in notes),
-            settled=all(_settled(card, guid) for card, guid in notes),
+            settled=all(_settled(card, guid, project) for card, guid in notes),
             explicit_keys=tuple(c.question_key for c, _ in notes if c.explicit_id is not None),
             entangled=job.relative in entangled,
             diagnostics=tuple(d.to_list() for d in result.diagnostics),
@@ -209,12 +213,12 @@ def file_records(
     return records
 
 
-def _settled(card: Card, guid: str) -> bool:
+def _settled(card: Card, guid: str, project: str) -> bool:
+    """Whether the first steps of matching give `card` its note `guid` again, whatever
+    else changes: its id's or its question's GUID, the project's or the legacy one."""
     if not plain_guid(guid):
         return False
-    if card.explicit_id is not None:
-        return guid == identity.explicit_guid(card.explicit_id)
-    return guid == identity.natural_guid(card.question_key)
+    return guid in identity.own_guids(project, card.question_key, card.explicit_id)
 
 
 def _media(result: FileResult) -> tuple[tuple[str, str, int, int], ...]:
@@ -331,6 +335,7 @@ def plan_delta(
     """Match the changed files' `cards` (their `results` before duplicates were merged)
     against the records they can meet; None when that could differ from matching all."""
     record, text, sources = parts.record, parts.state, parts.changed
+    project = text.project_id
     jobs = [job for job in sources.jobs if isinstance(job, FileJob)]
     replaced_set: set[str] = set(record.tombstones)
     for relative in (*(job.relative for job in jobs), *parts.removed):
@@ -346,12 +351,12 @@ def plan_delta(
             # or be merged with it: only matching everything says what then happens.
             if card.question_key in kept_questions:
                 return None
-            if identity.natural_guid(card.question_key) in elsewhere:
-                return None
-            if (
-                card.explicit_id is not None
-                and identity.explicit_guid(card.explicit_id) in elsewhere
-            ):
+            # Its own GUIDs, and those of its question as well when it has an id: a pair
+            # that gains or loses an id is matched by either.
+            own = identity.own_guids(project, card.question_key, card.explicit_id)
+            if card.explicit_id is not None:
+                own += identity.own_guids(project, card.question_key, None)
+            if any(guid in elsewhere for guid in own):
                 return None
     previous: dict[str, NoteRecord] = {}
     for guid in replaced:
@@ -373,7 +378,7 @@ def plan_delta(
                   c.question_key, c.shown_digest)
         for c in cards
     ]  # fmt: skip
-    state = State(previous, note_type_digest, note_type_mod)
+    state = State(previous, note_type_digest, note_type_mod, project)
     matched = identity.assign_identities(candidates, state, now, reserved=elsewhere)
     tombstones = plan._tombstones(matched, package_path)  # as a full build makes them
     new_state = identity.updated_state(
@@ -392,7 +397,7 @@ def plan_delta(
     )
 
     guids = [a.guid for a in matched.assignments]
-    fresh = file_records(jobs, sources.keys, results, cards, guids, merged)
+    fresh = file_records(jobs, sources.keys, results, cards, guids, merged, project)
     files: dict[str, FileRecord] = {}
     statuses = iter(matched.assignments)
     counts: Counter[Status] = Counter()

@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from anki_genai.errors import AnkiGenaiError
+from anki_genai.errors import AnkiGenaiError, write_error
 
 
 class LockTimeoutError(AnkiGenaiError):
     """Another build held the lock for longer than we were willing to wait."""
 
+
+_LOCK_ADVICE = "set TMPDIR to a folder you can write, and build again"
 
 # The descriptors of the locks this process holds. A forked child (a parse worker) closes
 # its copies at once: a flock belongs to the open file, so a worker that outlived a killed
@@ -63,7 +65,10 @@ def build_lock(
     deadline = time.monotonic() + timeout
     warned = False
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise write_error(path, exc, "the lock file", _LOCK_ADVICE) from None
         try:
             _lock_without_waiting(fd)
         except (BlockingIOError, PermissionError):
@@ -83,7 +88,8 @@ def build_lock(
         os.close(fd)
     _HELD.add(fd)
     try:
-        os.write(fd, f"{os.getpid()}\n".encode())
+        with contextlib.suppress(OSError):  # only for a curious reader: it locks without
+            os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
         # Windows cannot remove a file still open; there the lock file stays.

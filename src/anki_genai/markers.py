@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from anki_genai.embeds import TOKEN_TYPES
+
 if TYPE_CHECKING:
     from markdown_it.token import Token
 
@@ -78,10 +80,15 @@ def plain_text(tokens: Sequence[Token]) -> str:
     return " ".join(part for part in parts if part.strip())
 
 
+# Embeds and wiki links count as the text they were written as: questions kept that text
+# before those tokens existed.
+_TEXT_TYPES = frozenset({"text", "code_inline", "math_inline", "math_inline_double", *TOKEN_TYPES})
+
+
 def inline_text(children: Sequence[Token]) -> str:
     parts: list[str] = []
     for child in children:
-        if child.type in ("text", "code_inline", "math_inline", "math_inline_double"):
+        if child.type in _TEXT_TYPES:
             parts.append(child.content)
         elif child.type in ("softbreak", "hardbreak"):
             parts.append(" ")

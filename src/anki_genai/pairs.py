@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anki_genai.blocks import Block
+from anki_genai.blocks import ANSWER_TOO_DEEP, MAX_NESTING, Block, nesting_cuts
 from anki_genai.errors import Diagnostic, Severity, SourceLocation
 from anki_genai.furniture import is_furniture, is_placeholder
 from anki_genai.markers import (
@@ -78,6 +78,7 @@ class PairBuilder:
         self.pairs: list[QAPair] = []
         self.diagnostics: list[Diagnostic] = []
         self.used: set[int] = set()  # first lines of the blocks that went into a card
+        self.cuts_reported: set[int] = set()  # lines too deeply nested, named in an error
         self._headings: list[tuple[int, str, int]] = []  # open sections: (level, name, line)
         self._first_heading: str | None = None
         self._headings_seen = 0
@@ -346,7 +347,11 @@ class PairBuilder:
         elif phase is _Phase.QUESTION:
             self._report(self._no_answer(question), strict)
         elif not has_content(answer):
-            if strict:
+            cut = next(nesting_cuts(answer), None)
+            if cut is not None:  # not empty: too deep for markdown-it to read
+                self.cuts_reported.add(cut)
+                self._report(ANSWER_TOO_DEEP.format(levels=MAX_NESTING, line=cut))
+            elif strict:
                 self._report("answer is empty; write the answer after the answer marker")
             else:
                 self._report("question has no answer; write its answer below it", False)

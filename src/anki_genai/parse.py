@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anki_genai.blocks import split_blocks
-from anki_genai.errors import Diagnostic, Severity, SourceError, SourceLocation
+from anki_genai.blocks import MAX_NESTING, TOO_DEEP, nesting_cuts, split_blocks
+from anki_genai.errors import Diagnostic, FrontMatterError, SourceError, SourceLocation
 from anki_genai.layouts import find_pairs
 from anki_genai.markers import (
     Layout,
@@ -57,14 +57,18 @@ class ParsedDocument:
 
 
 def markdown_parser() -> MarkdownIt:
-    """Return the parser every stage shares: CommonMark, GFM tables and strikethrough, math."""
+    """Return the parser every stage shares: CommonMark, GFM tables and strikethrough, math,
+    Obsidian's `![[embeds]]` and `[[links]]`, Anki's `[sound:…]`."""
     # Imported here: a rebuild that finds every file in the cache never parses Markdown.
     from markdown_it import MarkdownIt
     from mdit_py_plugins.dollarmath import dollarmath_plugin
     from mdit_py_plugins.front_matter import front_matter_plugin
 
-    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-    md.use(front_matter_plugin)
+    from anki_genai.embeds import embeds_plugin
+
+    md = MarkdownIt("commonmark", {"html": True, "maxNesting": MAX_NESTING})
+    md.enable(["table", "strikethrough"])
+    md.use(front_matter_plugin).use(embeds_plugin)
     # No space inside the dollars and no digit right after the closing one, so that
     # "costs $5 and $10" stays text while $x_1$ is math.
     return md.use(dollarmath_plugin, allow_space=False, allow_digits=False, allow_labels=False)
@@ -108,7 +112,12 @@ def parse_markdown(
         options.answer_words + _words(settings.get("answer_words")),
     )
     builder = find_pairs(list(split_blocks(tokens, md, env)), path, options)
-    diagnostics = problems + sorted(builder.diagnostics, key=lambda d: d.location.line)
+    deep = [  # where a pair was left with no answer by it, the pair has said so
+        Diagnostic(SourceLocation(path, line), TOO_DEEP)
+        for line in nesting_cuts(tokens)
+        if line not in builder.cuts_reported
+    ]
+    diagnostics = problems + sorted([*builder.diagnostics, *deep], key=lambda d: d.location.line)
     deck = settings.get("deck") or (settings.get("title") if builder.title is None else None)
     return ParsedDocument(
         path=path,
@@ -153,7 +162,12 @@ def _front_matter(
     try:
         data = yaml.safe_load(tokens[0].content)
     except yaml.YAMLError as exc:
+        # Without its settings the file's notes would change deck and lose their tags.
         line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 2
-        message = "front matter is not valid YAML; fix it or remove it"
-        return {}, [Diagnostic(SourceLocation(path, line), message, Severity.WARNING)]
+        problem = getattr(exc, "problem", None)
+        raise FrontMatterError(
+            f"front matter is not valid YAML{f' ({problem})' if problem else ''}; fix it or "
+            "remove it (until then this file's notes stay as the last build made them)",
+            SourceLocation(path, line),
+        ) from None
     return (data if isinstance(data, dict) else {}), []

@@ -53,6 +53,8 @@ class Plan:
     # Unchanged notes whose pair now lives in another file: Anki keeps their old tag,
     # Source and deck until their content next changes.
     moved: int = 0
+    removed_notes: int = 0  # tombstones packaged, tagged as removed
+    kept_notes: int = 0  # notes of files that could not be read, packaged as last built
 
 
 def card_strings(cards: Sequence[Card]) -> dict[str, str]:
@@ -71,11 +73,13 @@ def plan_notes(
     state_path: Path,
     package_path: Path,
     scope: Container[str] | None = None,
+    kept: Sequence[PackagedNote] = (),
 ) -> Plan:
     """Match `cards` against `state`: the notes to package at `package_path`, and the next state.
 
     Only the notes of files in `scope` (None: every file) are matched, removed or packaged;
-    the others keep their records as they are, GUIDs included.
+    the others keep their records as they are, GUIDs included. The `kept` notes (of files
+    that could not be read this time, see `as_last_packaged`) are packaged as they are.
     """
     now = identity.build_timestamp(state)
     outside = {g: r for g, r in state.notes.items() if r.file not in scope} if scope else {}
@@ -111,7 +115,8 @@ def plan_notes(
         for card, a in zip(cards, matched.assignments, strict=True)
         if a.status is Status.UNCHANGED and state.notes[a.guid].file != card.source_file
     )
-    return replace(_packaged(cards, matched, tombstones, new_state, package_path), moved=moved)
+    plan = _packaged(cards, matched, tombstones, new_state, package_path)
+    return replace(plan, notes=(*plan.notes, *kept), moved=moved, kept_notes=len(kept))
 
 
 def _packaged(
@@ -151,7 +156,46 @@ def _packaged(
             )
         )
     counts[Status.REMOVED] = len(newly_removed)
-    return Plan(package_path, tuple(notes), tuple(changes), counts, deck_counts, new_state)
+    return Plan(
+        package_path,
+        tuple(notes),
+        tuple(changes),
+        counts,
+        deck_counts,
+        new_state,
+        removed_notes=len(tombstones),
+    )
+
+
+def as_last_packaged(
+    state: State, files: Container[str], packages: Sequence[Path]
+) -> tuple[PackagedNote, ...]:
+    """The notes of `files` as the last package holds them: same deck, fields, tags and
+    mod; the first of `packages` that holds any is the last one. A note none holds is
+    left out, which leaves it in Anki as it is too."""
+    records = [r for r in state.notes.values() if r.file in files]
+    if not records:
+        return ()
+    previous: Mapping[str, package.PackagedContent] = {}
+    for path in packages:
+        previous = package.read_notes(path, {r.guid for r in records})
+        if previous:
+            break
+    carried = []
+    for record in records:
+        known = previous.get(record.guid)
+        if known is not None:
+            carried.append(
+                PackagedNote(
+                    record.guid,
+                    known.deck,
+                    functools.partial(NoteFields.padded, known.fields),
+                    hashlib.sha256("\x1f".join(known.fields).encode()).hexdigest(),
+                    known.tags,
+                    record.mod,
+                )
+            )
+    return tuple(carried)
 
 
 def _tombstones(matched: IdentityPlan, previous_package: Path) -> list[NoteRecord]:
@@ -192,6 +236,6 @@ def _check_state_belongs_here(
     raise StateError(
         f"{state_path}: none of the {len(live)} notes in this state file is in these sources, "
         "so it probably belongs to another project. If so, put back this project's state "
-        "file (git checkout, or the backup in the output folder); if you really replaced "
-        "every note, move the file away and build again."
+        "file (from version control, or the backup in the output folder); if you really "
+        "replaced every note, move the file away and build again."
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from anki_genai.apkg import notetype
 from anki_genai.atomic import atomic_write
 from anki_genai.cards import Card
+from anki_genai.errors import write_error
 
 # What Anki's MathJax typesets: \(…\) and \[…\], but not inside code, as MathJax skips it.
 _MATH = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
@@ -86,8 +87,11 @@ def write_preview(cards: Sequence[Card], output: Path) -> None:
         count=len(cards),
         decks="\n".join(sections) or "<p>No cards.</p>",
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(output, lambda handle: handle.write(page))
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(output, lambda handle: handle.write(page))
+    except OSError as exc:
+        raise write_error(output, exc, "the preview page", "choose another place with -o") from None
 
 
 def open_in_browser(page: Path) -> bool:

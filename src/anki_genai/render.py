@@ -1,8 +1,10 @@
 """Token slices -> the sanitised HTML that goes into a card's fields.
 
 Cards run in a web view that executes JavaScript (on phones too), so every field passes an
-allowlist sanitiser (nh3). Code is highlighted here, at build time, into CSS classes whose
-colours live in the note type's CSS: nothing is fetched or run at review time.
+allowlist sanitiser (nh3), and the TeX that Anki's MathJax will typeset loses the commands
+that could make links (`tex`). Code is highlighted here, at build time, into CSS classes
+whose colours live in the note type's CSS: nothing is fetched or run at review time. Images
+and sounds that do not ship (`media`) leave their text, never a path.
 """
 
 from __future__ import annotations
@@ -23,7 +25,17 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from anki_genai.apkg.notetype import HIGHLIGHT_CLASS
+from anki_genai.embeds import (
+    EMBED,
+    SOUND,
+    WIKILINK,
+    defuse_media_tags,
+    is_image,
+    link_text,
+    media_key,
+)
 from anki_genai.parse import markdown_parser
+from anki_genai.tex import defuse_field, defuse_math
 
 _ALLOWED_TAGS = set(nh3.ALLOWED_TAGS)
 _ALLOWED_ATTRIBUTES = {
@@ -45,6 +57,8 @@ _HTML_ELEMENTS = _ALLOWED_TAGS | {
 }  # fmt: skip
 _FIRST_TAG = re.compile(r"\s*</?([A-Za-z][A-Za-z0-9-]*)")
 _REMOTE = re.compile(r"^https?://", re.IGNORECASE)
+_MEDIA = "anki_genai_media"  # the env key that hands the render rules the media names
+_DIMENSIONS = re.compile(r"\s*(\d+)(?:\s*x\s*(\d+))?\s*")
 
 
 class Renderer:
@@ -64,6 +78,9 @@ class Renderer:
         self.md.add_render_rule("math_block", _render_math_block)
         self.md.add_render_rule("math_block_label", _render_math_block)
         self.md.add_render_rule("image", _render_image)
+        self.md.add_render_rule(EMBED, _render_embed)
+        self.md.add_render_rule(WIKILINK, _render_wikilink)
+        self.md.add_render_rule(SOUND, _render_sound)
 
     def render(
         self,
@@ -73,19 +90,22 @@ class Renderer:
     ) -> str:
         """Return the sanitised HTML of `tokens`, a slice of a document parsed with `env`.
 
-        `media` maps image sources as written in the Markdown to their names in the package.
-        A lone paragraph is returned without its `<p>`, so a one-line question reads as plain
-        text in Anki's browser and in the card.
+        `media` maps images and sounds, by `embeds.media_key`, to their names in the
+        package; one not in it is shown as its text. A lone paragraph is returned without
+        its `<p>`, so a one-line question reads as plain text in Anki's browser and in the card.
         """
         if len(tokens) == 3 and tokens[0].type == "paragraph_open":
             tokens = tokens[1:2]
-        raw = str(self.md.renderer.render(list(tokens), self.md.options, env)).strip()
-        return sanitize(raw, media or {})
+        media = media or {}
+        render_env = {**env, _MEDIA: media}
+        raw = str(self.md.renderer.render(list(tokens), self.md.options, render_env)).strip()
+        return sanitize(raw, media)
 
 
 def sanitize(raw_html: str, media: Mapping[str, str]) -> str:
-    """Keep only harmless tags and attributes; point local images at their media names."""
-    return _sanitizer().clean(raw_html, media)
+    """Keep only harmless tags and attributes; point local images at their media names,
+    and leave no link in math and no `[sound:…]` for a file that does not ship."""
+    return defuse_media_tags(defuse_field(_sanitizer().clean(raw_html, media)), media)
 
 
 class _Sanitizer:
@@ -104,20 +124,26 @@ class _Sanitizer:
         # Only fields with images need their attributes rewritten, by a Python callback.
         self._with_media = nh3.Cleaner(attribute_filter=self._rewrite, **options)
         self._media: Mapping[str, str] = {}
+        self._shipped: set[str] = set()
 
     def clean(self, raw_html: str, media: Mapping[str, str]) -> str:
-        if not media:
+        if "<img" not in raw_html:
             return str(self._plain.clean(raw_html))
         self._media = media
+        self._shipped = set(media.values())
         try:
             return str(self._with_media.clean(raw_html))
         finally:
-            self._media = {}
+            self._media, self._shipped = {}, set()
 
     def _rewrite(self, tag: str, attribute: str, value: str) -> str | None:
-        if tag == "img" and attribute == "src":
-            return self._media.get(value, value)
-        return value
+        if tag != "img" or attribute != "src":
+            return value
+        if value in self._media:
+            return self._media[value]
+        if value in self._shipped or _REMOTE.match(value):
+            return value
+        return None  # not shipped: no path to a file that is not there (the alt text stays)
 
 
 @lru_cache(maxsize=1)
@@ -161,12 +187,13 @@ def _render_raw_html(self: Any, tokens: Sequence[Token], idx: int, options: Any,
 def _render_math_inline(
     self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any
 ) -> str:
-    # Anki's MathJax delimiters; the TeX is only HTML-escaped, never touched by Markdown.
-    return r"\(" + html.escape(tokens[idx].content, quote=False) + r"\)"
+    # Anki's MathJax delimiters; the TeX is never touched by Markdown, only HTML-escaped and
+    # rid of commands that make links (tex_problems warns about those).
+    return r"\(" + html.escape(defuse_math(tokens[idx].content)[0], quote=False) + r"\)"
 
 
 def _render_math_block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
-    content = html.escape(tokens[idx].content.strip(), quote=False)
+    content = html.escape(defuse_math(tokens[idx].content.strip())[0], quote=False)
     return '<div class="math">\\[' + content + "\\]</div>\n"
 
 
@@ -177,4 +204,44 @@ def _render_image(self: Any, tokens: Sequence[Token], idx: int, options: Any, en
     if _REMOTE.match(src):
         # A remote image would not show offline; a link at least says where it is.
         return f'<a href="{html.escape(src, quote=True)}">{alt or html.escape(src)}</a>'
-    return f'<img src="{html.escape(src, quote=True)}" alt="{alt}">'
+    name = _media_names(env).get(src)
+    if name is None:
+        return alt  # not shipped (the build says why): its text, not a dangling path
+    return f'<img src="{html.escape(name, quote=True)}" alt="{alt}">'
+
+
+def _render_embed(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    target = str(token.meta["target"])
+    name = _media_names(env).get(media_key(token) or "")
+    if name is None:
+        return html.escape(link_text(token) if not is_image(target) else target)
+    if not is_image(target):
+        return f"[sound:{html.escape(name)}]"
+    # `![[a.png|300]]` is a width, `|300x200` a width and a height; other text is alt text.
+    label = str(token.meta["label"])
+    size = _DIMENSIONS.fullmatch(label)
+    alt = html.escape(target if size or not label.strip() else label.strip(), quote=True)
+    attributes = ""
+    if size:
+        attributes = f' width="{size.group(1)}"' + (
+            f' height="{size.group(2)}"' if size.group(2) else ""
+        )
+    return f'<img src="{html.escape(name, quote=True)}" alt="{alt}"{attributes}>'
+
+
+def _render_wikilink(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    return html.escape(link_text(tokens[idx]))
+
+
+def _render_sound(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    name = _media_names(env).get(media_key(token) or "")
+    if name is None:
+        return html.escape(token.content)  # made plain text to Anki by defuse_media_tags
+    return f"[sound:{html.escape(name)}]"
+
+
+def _media_names(env: Any) -> Mapping[str, str]:
+    names = env.get(_MEDIA) if isinstance(env, dict) else None
+    return names if isinstance(names, Mapping) else {}

@@ -18,7 +18,7 @@ from anki_genai.build import BuildResult, Collected, FileRead
 from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity
 from anki_genai.identity import Status
 from anki_genai.sources import natural_key
-from anki_genai.statefile import NoteRecord
+from anki_genai.statefile import NoteRecord, Repair
 
 _MAX_DECK_LINES = 20
 # Statuses in the order a summary lists them.
@@ -48,15 +48,24 @@ def build_result(
     if as_json:
         echo_json(_result_json(result))
         return
+    for repair in result.state_repairs:  # even with -q: the user has a file to commit
+        click.echo(_repair(repair, written=not dry_run), err=True)
     for diagnostic in result.diagnostics:
         if not quiet or diagnostic.severity is Severity.ERROR:
             click.echo(_diagnostic(diagnostic), err=True)
     if quiet:
         return
+    for notice in result.notices:
+        click.echo(notice, err=True)
     if dry_run:
         _print_plan(result)
     verb = "Dry run, nothing written:" if dry_run else "Wrote" if result.written else "Up to date:"
     click.echo(f"{verb} {_summary(result)}")
+    if result.kept_notes:
+        click.echo(
+            f"  {plural(result.kept_notes, 'note')} of files that could not be used packaged "
+            "as the last build made them: Anki keeps them as they are"
+        )
     if result.moved:
         click.echo(
             f"  {plural(result.moved, 'note')} moved to another file, unchanged: Anki keeps "
@@ -146,6 +155,17 @@ def _diagnostic(diagnostic: Diagnostic) -> str:
     return f"{_path(f'{diagnostic.location}:')} {severity}: {diagnostic.message}"
 
 
+def _repair(repair: Repair, *, written: bool) -> str:
+    """One line: what was wrong in the state file, what was kept, and what to do now."""
+    if not written:
+        outcome = "a build (not a dry run) writes it so"
+    elif repair.merge_conflict:
+        outcome = f"written resolved: run `git add {repair.location.path}` to mark it resolved"
+    else:
+        outcome = "written so"
+    return f"{_path(f'{repair.location}:')} {repair.message}; {outcome}."
+
+
 def _path(path: object) -> str:
     return click.style(str(path), bold=True)
 
@@ -156,7 +176,9 @@ def plural(count: int, word: str) -> str:
 
 def _summary(result: BuildResult) -> str:
     files, notes = plural(result.files, "file"), plural(result.note_count, "note")
-    return f"{_path(result.package_path)}: {files}, {notes} ({_counts_text(result.counts)})"
+    removed = f", {result.removed_notes} removed" if result.removed_notes else ""
+    counts = _counts_text(result.counts)
+    return f"{_path(result.package_path)}: {files}, {notes}{removed} ({counts})"
 
 
 def _counts_text(counts: Counter[Status]) -> str:
@@ -173,6 +195,9 @@ def _result_json(result: BuildResult) -> dict[str, object]:
         "written": result.written,
         "files": result.files,
         "notes": result.note_count,
+        "removed_notes": result.removed_notes,
+        "kept_notes": result.kept_notes,
+        "failed": result.failed,
         "counts": counts(result.counts),
         "moved": result.moved,
         "decks": {deck: counts(c) for deck, c in sorted(result.deck_counts.items(), key=_by_deck)},
@@ -182,6 +207,11 @@ def _result_json(result: BuildResult) -> dict[str, object]:
             if n.card is not None and n.status is Status.RENAMED
         ],
         "diagnostics": [_diagnostic_json(d) for d in result.diagnostics],
+        "notices": list(result.notices),
+        "state_repairs": [
+            {"path": str(r.location.path), "line": r.location.line, "message": r.message}
+            for r in result.state_repairs
+        ],
     }
 
 
@@ -261,10 +291,9 @@ class _FileProgress:
 def _file_line(file: FileRead) -> str:
     if file.cards is None:
         return f"{_path(file.path)}: cannot be read (see the error)"
-    parts = [plural(file.cards, "card")]
-    if file.layout is not None:
-        parts.append(f"layout {file.layout}")
-    parts.append(_size(file.size))
+    parts = [plural(file.cards, "card"), _size(file.size)]
+    if file.layout is not None:  # first: what a file gave is read with the layout it was read in
+        parts.insert(0, file.layout)
     parts.append("from the cache" if file.seconds is None else f"{file.seconds:.2f} s")
     return f"{_path(file.path)}: {', '.join(parts)}"
 

@@ -5,83 +5,95 @@ each note's GUID and last-changed time between builds. It is not a cache: losing
 make the next build look brand new to Anki, so it is written atomically, never reset
 silently when it is unreadable, and the last good copy is kept in the output folder.
 
-Its text is JSON laid out for version control: a header line, then one line per note,
-sorted by GUID, so a diff shows exactly the notes that changed.
+Its text is laid out for version control: a header line, then one JSON object a line
+for each note, sorted by GUID. A diff shows exactly the notes that changed, and branches
+that add or edit different notes merge without conflict (nothing in it changes on every
+build, and no line changes when its neighbour does). When git does leave conflict markers
+(the same note on both branches, or two notes added at the same place), reading resolves
+them: every note of both sides, and of a note on both, the record changed last. Files of
+version 1 (one JSON document, a line per note) are still read, and keep every GUID and mod.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from json.encoder import encode_basestring
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from anki_genai.atomic import atomic_write
-from anki_genai.errors import AnkiGenaiError, StateError
+from anki_genai.conflicts import (
+    ConflictMarkerError,
+    NumberedLine,
+    has_conflict_marker,
+    merge_sides,
+    split_conflict,
+)
+from anki_genai.errors import RepeatedGuidError, SourceLocation, StateError
+from anki_genai.staterecords import (
+    NoteRecord,
+    Repair,
+    State,
+    drop_tombstones,
+    legacy_project_id,
+)
+from anki_genai.statewrite import (
+    STATE_BACKUP_NAME,
+    STATE_FILE_NAME,
+    STATE_FORMAT,
+    STATE_VERSION,
+    check_writable,
+    save_state,
+    save_with_backup,
+    staged_save,
+)
 
-STATE_FILE_NAME = "anki-genai-state.json"
-STATE_BACKUP_NAME = "anki-genai-state.backup.json"  # in the output folder
-STATE_FORMAT = "anki-genai state"
-STATE_VERSION = 1
+__all__ = [
+    "STATE_BACKUP_NAME",
+    "STATE_FILE_NAME",
+    "STATE_FORMAT",
+    "STATE_VERSION",
+    "NoteRecord",
+    "Repair",
+    "State",
+    "check_writable",
+    "drop_tombstones",
+    "file_digest",
+    "legacy_project_id",
+    "load_state",
+    "save_state",
+    "save_with_backup",
+    "staged_save",
+]
 
-
-@dataclass(frozen=True, slots=True)
-class NoteRecord:
-    """What the state file remembers of one note."""
-
-    guid: str
-    question: str  # plain question text, for matching edited questions
-    answer: str  # digest of the answer, a hint when the question was edited
-    digest: str  # digest of everything the note shows; a change means a new mod
-    mod: int
-    file: str  # source file, relative to the state file's folder
-    removed: bool = False
-    # Only for removed notes: what keeps being packaged so the removal tag reaches Anki.
-    deck: str = ""
-    fields: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class State:
-    """Every note the previous builds made, and the note type's last change."""
-
-    notes: Mapping[str, NoteRecord] = field(default_factory=dict)
-    note_type_digest: str = ""
-    note_type_mod: int = 0
-
-    @property
-    def latest_mod(self) -> int:
-        return max([self.note_type_mod, *(n.mod for n in self.notes.values())])
-
-
-def drop_tombstones(state: State) -> tuple[State, int]:
-    """Forget removed notes (after the user deleted them in Anki); return how many."""
-    kept = {guid: r for guid, r in state.notes.items() if not r.removed}
-    return replace(state, notes=kept), len(state.notes) - len(kept)
+_READ_VERSIONS = (1, 2)  # version 1: one JSON document, a line per note
 
 
 # --- reading ----------------------------------------------------------------------------------
 
 _RESTORE = (
-    "Restore it from version control (git checkout -- FILE) or from the backup in the "
-    "output folder. Do not delete it: without it every note would get a new identity "
-    "and Anki would duplicate your cards."
+    "Put back its last good copy, from version control or the backup in the output folder "
+    f"({STATE_BACKUP_NAME}). Do not delete it: without it every note would get a new "
+    "identity and Anki would duplicate your cards."
 )
 
-# How the writer lays the file out, which the fast reader relies on.
-_NOTES_START = ', "notes": [\n'  # how the header line ends
-_NOTE_SEPARATOR = ",\n"
-_NOTES_END = "]}\n"  # the last line
+_V1_NOTES_START = '"notes": ['  # how a version 1 header line ends
+_V1_END = "]}"  # a version 1 file's last line
+
+
+class _NotAsWritten(Exception):
+    """A version 1 file not laid out a line per note (an editor re-indented it): read it
+    as one JSON document."""
+
+
+class _Conflicted(Exception):
+    """The file holds git's conflict markers."""
 
 
 def load_state(path: Path, known: Mapping[str, str] | None = None) -> State:
     """Read the state file at `path`; a missing file is an empty state, a bad one an error.
 
+    Merge conflicts and repeated GUIDs are set right, and said so in the state's `repairs`.
     Strings equal to one in `known` are that string, not a copy: most of a large state's
     questions and digests are those of cards already in memory.
     """
@@ -90,11 +102,13 @@ def load_state(path: Path, known: Mapping[str, str] | None = None) -> State:
     try:
         try:
             with path.open(encoding="utf-8") as handle:
-                return _state_from_document(path, *_document_from_lines(handle, decode))
-        except (_NotAsWritten, StateError):
-            # The file is not as the writer left it: read it whole, which says exactly what
-            # is wrong when something is.
-            return _state_from_document(path, *_document_from_text(path, decode))
+                # A line at a time, records decoded as they are read: a large state's text
+                # is never held whole, which would cost a build tens of megabytes at its peak.
+                return _read_lines(path, enumerate(handle, 1), decode)
+        except _NotAsWritten:
+            return _read_document(path, decode)
+        except _Conflicted:
+            return _read_conflicted(path, decode)
     except FileNotFoundError:
         return State()
     except OSError as exc:
@@ -103,97 +117,206 @@ def load_state(path: Path, known: Mapping[str, str] | None = None) -> State:
         raise StateError(f"{path}: the state file is damaged (not UTF-8). {_RESTORE}") from None
 
 
-# A document: the file's top-level object without its notes, and the notes as decoded.
-_Document = tuple[Mapping[str, Any], Iterator[Any]]
+def _read_lines(
+    path: Path, lines: Iterator[NumberedLine], decode: Callable[[str], Any], side: bool = False
+) -> State:
+    """The state in `lines` (numbered as in the file); `side` is one side of a conflict,
+    whose version 1 commas and end git may have shuffled."""
+    header = _header(path, lines, decode)
+    version = header["version"]
+    notes = _Notes(path)
+    ended = version != 1
+    for number, line in lines:
+        if has_conflict_marker(line):
+            raise _Conflicted
+        text = line.strip()
+        if not text:
+            continue
+        if version == 1:
+            if text == _V1_END:
+                ended = True
+                continue
+            if ended and not side:
+                raise _damaged(path, number, "something after the end")
+            text = text.removesuffix(",")
+        notes.add(_decoded_record(path, number, text, decode), number)
+    if not ended and not side:
+        raise _damaged(path, None, "it ends early")
+    return notes.state(header)
 
 
-class _NotAsWritten(Exception):
-    """The file is not laid out as the writer lays it out: read it whole instead."""
-
-
-def _document_from_lines(lines: Iterable[str], decode: Callable[[str], Any]) -> _Document:
-    """The file's document, decoded a line at a time as the writer lays it out (the fast
-    path): the notes are decoded as they are read, so a large state's text is never held
-    whole, which would cost a build tens of megabytes more at its peak.
-    """
-    it = iter(lines)
-    header_line = next(it, "")
-    if not header_line.endswith(_NOTES_START):
-        raise _NotAsWritten
-    try:
-        header = decode(header_line.removesuffix(_NOTES_START) + "}")
-    except ValueError:
-        raise _NotAsWritten from None
-    if not isinstance(header, dict):
-        raise _NotAsWritten
-
-    def notes() -> Iterator[Any]:
-        more = None  # whether the last note's line promised another (a trailing comma)
+def _header(
+    path: Path, lines: Iterator[NumberedLine], decode: Callable[[str], Any]
+) -> dict[str, Any]:
+    """The header, from the first line that is not blank; checked."""
+    for number, line in lines:
+        if has_conflict_marker(line):
+            raise _Conflicted
+        text = line.strip()
+        if not text:
+            continue
+        if text.endswith(_V1_NOTES_START):
+            text = text.removesuffix(_V1_NOTES_START).rstrip().removesuffix(",") + "}"
         try:
-            for line in it:
-                if line == "\n" and more is None:
-                    continue  # the empty line of a state without notes
-                if line == _NOTES_END and not more:
-                    if next(it, None) is not None:
-                        break
-                    return
-                more = line.endswith(_NOTE_SEPARATOR)
-                yield decode(line.removesuffix(_NOTE_SEPARATOR))
+            header = decode(text)
         except (ValueError, KeyError, TypeError):
-            pass  # UnicodeDecodeError included: reading the whole text reports it
-        raise _NotAsWritten  # damaged, truncated, or something after the end
-
-    return header, notes()
-
-
-def _document_from_text(path: Path, decode: Callable[[str], Any]) -> _Document:
-    """The file's document from its whole text, or an error that says where it is damaged."""
-    raw = path.read_text(encoding="utf-8")
-    try:
-        data = decode(raw)
-    except json.JSONDecodeError as exc:
-        raise StateError(
-            f"{path}:{exc.lineno}: the state file is damaged ({exc.msg}). {_RESTORE}"
-        ) from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise _damaged(path, exc) from None
-
-    def notes() -> Iterator[Any]:
-        entries = data["notes"]
-        if not isinstance(entries, list):
-            raise TypeError("notes is not a list")
-        yield from entries
-
-    return data, notes()
+            raise _NotAsWritten from None  # reading the whole document says what is wrong
+        if not isinstance(header, dict) or "notes" in header:
+            raise _NotAsWritten  # perhaps a whole version 1 document on one line
+        return _checked_header(path, number, header)
+    raise _damaged(path, None, "it is empty")
 
 
-def _state_from_document(path: Path, header: Mapping[str, Any], notes: Iterator[Any]) -> State:
-    """What a document says, however it was read; the one place that decides it."""
-    if not isinstance(header, dict) or header.get("format") != STATE_FORMAT:
+def _checked_header(path: Path, number: int, header: dict[str, Any]) -> dict[str, Any]:
+    if header.get("format") != STATE_FORMAT:
         raise StateError(f"{path}: this is not an anki-genai state file. {_RESTORE}")
     version = header.get("version")
-    if version != STATE_VERSION:
+    if version not in _READ_VERSIONS:
         raise StateError(
             f"{path}: state file version {version!r} is not supported by this anki-genai "
-            f"(it reads version {STATE_VERSION}); upgrade anki-genai."
+            f"(it reads versions {', '.join(map(str, _READ_VERSIONS))}); upgrade anki-genai."
         )
     try:
         note_type = header["note_type"]
         if not isinstance(note_type, dict):
-            raise TypeError("note_type is not an object")
-        records = {}
-        for record in notes:
-            if not isinstance(record, NoteRecord):
-                raise KeyError("guid")
-            records[record.guid] = record
-        return State(records, str(note_type["digest"]), int(note_type["mod"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise _damaged(path, exc) from None
+            raise TypeError
+        header["note_type"] = (str(note_type["digest"]), int(note_type["mod"]))
+        header["project"] = str(header.get("project", ""))
+    except KeyError as exc:
+        raise _damaged(path, number, f"entry {exc} is missing") from None
+    except (TypeError, ValueError):
+        raise _damaged(path, number, "an entry is malformed") from None
+    return header
 
 
-def _damaged(path: Path, exc: Exception) -> StateError:
-    problem = f"entry {exc} is missing" if isinstance(exc, KeyError) else "an entry is malformed"
-    return StateError(f"{path}: the state file is damaged ({problem}). {_RESTORE}")
+def _decoded_record(path: Path, number: int, text: str, decode: Callable[[str], Any]) -> NoteRecord:
+    try:
+        record = decode(text)
+    except json.JSONDecodeError as exc:
+        raise _damaged(path, number, exc.msg) from None
+    except KeyError as exc:
+        raise _damaged(path, number, f"entry {exc} is missing") from None
+    except (TypeError, ValueError):
+        raise _damaged(path, number, "an entry is malformed") from None
+    if not isinstance(record, NoteRecord):
+        raise _damaged(path, number, "entry 'guid' is missing")
+    return record
+
+
+class _Notes:
+    """The records read so far; of a GUID recorded twice, the one changed last."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: dict[str, NoteRecord] = {}
+        self.repeated: list[tuple[int, str]] = []  # (line, GUID)
+
+    def add(self, record: NoteRecord, number: int) -> None:
+        kept = self.records.get(record.guid)
+        if kept is not None:
+            if kept.question != record.question:
+                raise self._two_notes_one_guid(kept, record, number)
+            # The same note twice (a copied line): its later record is what Anki has.
+            self.repeated.append((number, record.guid))
+            if record.mod <= kept.mod:
+                return
+        self.records[record.guid] = record
+
+    def _two_notes_one_guid(
+        self, kept: NoteRecord, record: NoteRecord, number: int
+    ) -> RepeatedGuidError:
+        """Two questions under one GUID: only one of them is that note in Anki, and which
+        one the file cannot tell, so guessing could send the other one as a duplicate."""
+        first = _first_line_naming(self.path, record.guid)
+        return RepeatedGuidError(
+            f"{self.path}:{number}: note {record.guid} is recorded here a second time, for "
+            f"another question ({_short(record.question)} here, {_short(kept.question)} at "
+            f"{f'line {first}' if first else 'an earlier line'}): a line was copied or edited "
+            "by hand. Delete the line whose question is not that note's in Anki, or put back "
+            f"the last good copy, from version control or the backup in the output folder "
+            f"({STATE_BACKUP_NAME})."
+        )
+
+    def state(self, header: Mapping[str, Any]) -> State:
+        digest, mod = header["note_type"]
+        project = header["project"] or legacy_project_id(self.records, mod)
+        repairs: tuple[Repair, ...] = ()
+        if self.repeated:
+            number, guid = self.repeated[0]
+            more = len(self.repeated) - 1
+            repairs = (
+                Repair(
+                    SourceLocation(self.path, number),
+                    f"note {guid} is recorded here a second time"
+                    + (f" ({more} more GUIDs repeated after it)" if more else "")
+                    + "; kept of each the record changed last (the larger mod)",
+                ),
+            )
+        return State(self.records, digest, mod, project, repairs)
+
+
+def _first_line_naming(path: Path, guid: str) -> int | None:
+    """The number of the first line of the file that records `guid` (an error's detail)."""
+    needle = f'"guid": {json.dumps(guid, ensure_ascii=False)}'
+    with path.open(encoding="utf-8") as handle:
+        return next((n for n, line in enumerate(handle, 1) if needle in line), None)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return json.dumps(text if len(text) <= limit else text[: limit - 1] + "…", ensure_ascii=False)
+
+
+def _read_document(path: Path, decode: Callable[[str], Any]) -> State:
+    """A version 1 file as one JSON document, however it is laid out."""
+    try:
+        data = decode(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise _damaged(path, exc.lineno, exc.msg) from None
+    except KeyError as exc:
+        raise _damaged(path, None, f"entry {exc} is missing") from None
+    except (TypeError, ValueError):
+        raise _damaged(path, None, "an entry is malformed") from None
+    if not isinstance(data, dict):
+        raise StateError(f"{path}: this is not an anki-genai state file. {_RESTORE}")
+    entries = data.pop("notes", None)
+    header = _checked_header(path, 1, data)
+    if not isinstance(entries, list):
+        raise _damaged(path, None, "its notes are not a list")
+    notes = _Notes(path)
+    for entry in entries:
+        if not isinstance(entry, NoteRecord):
+            raise _damaged(path, None, "entry 'guid' is missing")
+        notes.add(entry, 1)
+    return notes.state(header)
+
+
+def _read_conflicted(path: Path, decode: Callable[[str], Any]) -> State:
+    """The state both sides of git's conflict markers hold together: every note of either,
+    and of a note on both, the record changed last (the larger mod)."""
+    # Split at "\n" only, as git does: str.splitlines would also split at "\u2028".
+    lines = path.read_text(encoding="utf-8").split("\n")
+    try:
+        sides = split_conflict(lines)
+    except ConflictMarkerError as exc:
+        raise StateError(
+            f"{path}:{exc.line}: git's conflict markers do not pair up ({exc}); "
+            "keep the lines of both sides and remove the markers by hand."
+        ) from None
+    assert sides is not None  # a marker was seen
+    try:
+        ours = _read_lines(path, iter(sides.ours), decode, side=True)
+        theirs = _read_lines(path, iter(sides.theirs), decode, side=True)
+    except _NotAsWritten:
+        raise StateError(
+            f"{path}:{sides.first_line}: git left conflict markers in a state file laid out "
+            f"by hand, which cannot be read around them. {_RESTORE}"
+        ) from None
+    return merge_sides(ours, theirs, SourceLocation(path, sides.first_line), sides.conflicts)
+
+
+def _damaged(path: Path, line: int | None, problem: str) -> StateError:
+    where = f"{path}:{line}" if line is not None else str(path)
+    return StateError(f"{where}: the state file is damaged ({problem}). {_RESTORE}")
 
 
 def _note_or_object(entry: dict[str, Any], known: Mapping[str, str]) -> object:
@@ -221,72 +344,6 @@ def _record_from_json(entry: Mapping[str, Any], known: Mapping[str, str]) -> Not
         fields=tuple(str(f) for f in entry.get("fields", ())),
         tags=tuple(str(t) for t in entry.get("tags", ())),
     )
-
-
-# --- writing ----------------------------------------------------------------------------------
-
-
-def save_state(state: State, path: Path) -> str:
-    """Write the state file atomically (a crash leaves the old file or the new one); return
-    the SHA-256 of what was written.
-
-    The text is made a line at a time as it is written and hashed: a large state is never
-    held whole in memory.
-    """
-    digest = hashlib.sha256()
-
-    def write(handle: IO[str]) -> None:
-        for chunk in _chunks(state):
-            digest.update(chunk.encode())
-            handle.write(chunk)
-
-    atomic_write(path, write)
-    return digest.hexdigest()
-
-
-def save_with_backup(state: State, path: Path, backup_folder: Path) -> str:
-    """Save the state over the file at `path`, first copying that file, the last good
-    state, into `backup_folder`; return the new file's SHA-256.
-
-    The backup lives with the outputs, for when the committed state gets mangled.
-    """
-    if path.exists():
-        shutil.copyfile(path, backup_folder / STATE_BACKUP_NAME)
-    try:
-        return save_state(state, path)
-    except OSError as exc:
-        raise AnkiGenaiError(f"{path}: cannot write the state file ({exc.strerror})") from None
-
-
-def _chunks(state: State) -> Iterator[str]:
-    """The state file's text, in pieces: a header, then one sorted line per note.
-
-    In pieces, so a large state is never one string; json's fast encoder, which indent=
-    would switch off.
-    """
-    header = {
-        "format": STATE_FORMAT,
-        "version": STATE_VERSION,
-        "note_type": {"digest": state.note_type_digest, "mod": state.note_type_mod},
-    }
-    yield json.dumps(header, ensure_ascii=False)[:-1] + _NOTES_START
-    for number, guid in enumerate(sorted(state.notes)):
-        yield (_NOTE_SEPARATOR if number else "") + _record_json(state.notes[guid])
-    yield "\n" + _NOTES_END
-
-
-def _record_json(record: NoteRecord, quote: Callable[[str], str] = encode_basestring) -> str:
-    """One note's line: what json.dumps(..., ensure_ascii=False) writes, made a few times
-    faster by quoting each string directly (a large state has 100,000 of these lines)."""
-    line = (
-        f'{{"guid": {quote(record.guid)}, "question": {quote(record.question)}, '
-        f'"answer": {quote(record.answer)}, "digest": {quote(record.digest)}, '
-        f'"mod": {record.mod}, "file": {quote(record.file)}'
-    )
-    if record.removed:
-        rest = {"deck": record.deck, "fields": list(record.fields), "tags": list(record.tags)}
-        line += ', "removed": true, ' + json.dumps(rest, ensure_ascii=False)[1:-1]
-    return line + "}"
 
 
 def file_digest(path: Path) -> str | None:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from anki_genai.cache import FileResult, write_entry
 from anki_genai.cards import make_cards
+from anki_genai.decoding import decode_source, read_bytes
 from anki_genai.errors import SourceError
 from anki_genai.parse import markdown_parser, parse_markdown
-from anki_genai.sources import FileJob, decode_source, file_deck, read_bytes
+from anki_genai.sources import FileJob, file_deck
 
 if TYPE_CHECKING:
     from anki_genai.render import Renderer
@@ -118,7 +119,8 @@ def process_file(job: FileJob, store: Store | None = None) -> Processed:
     own = document.deck or document.title or job.path.stem
     deck = file_deck(job.deck_root, own, job.relative, job.single_file)
     cards, image_problems = make_cards(document, deck, job.relative, renderer, job.root)
-    result = FileResult(tuple(cards), (*document.diagnostics, *image_problems))
+    diagnostics = (*document.diagnostics, *image_problems)
+    result = FileResult(tuple(cards), diagnostics, document.layout.value)
     if store is not None:
         # Written here, by the worker: its HTML then neither travels back nor waits in
         # the main process for packaging.

@@ -14,14 +14,14 @@ import json
 import struct
 import time
 import zlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
 from anki_genai.apkg import deflate
 from anki_genai.apkg.collection import PackagedNote
 from anki_genai.apkg.kept import KeptCollection
-from anki_genai.atomic import atomic_write
+from anki_genai.atomic import staged_write
 from anki_genai.media import MediaFile
 
 _ZIP_LIMIT = 1 << 31  # larger packages are written by zipfile, which knows ZIP64
@@ -36,10 +36,12 @@ def write_patched(
     note_type_mod: int,
     path: Path,
     media: Sequence[MediaFile],
+    before_replacing: Callable[[], None] = lambda: None,
 ) -> bool | None:
     """Patch `kept` in place and write its package to `path`. False: this way does not
     apply (nothing was touched); None: it failed once the kept collection was touched, so
-    that collection is no longer trusted (nothing was written to `path`)."""
+    that collection is no longer trusted (nothing was written to `path`). The package
+    replaces the old one only once `before_replacing` has returned."""
     order = kept.order
     live = sum(kept.segments[key].length for key in set(order))
     try:
@@ -56,7 +58,10 @@ def write_patched(
     try:
         segments, new_order = _segments_after(kept, pages, page_size)
         write = functools.partial(_write_zip, kept=kept, segments=segments, order=new_order)
-        atomic_write(path, functools.partial(write, media=media), binary=True)
+        staged = staged_write(path, functools.partial(write, media=media), binary=True)
+        with staged as replace_old:
+            before_replacing()
+            replace_old()
     except OSError:
         return None
     kept.keep_in_place(held, note_ids, segments, new_order)

@@ -158,7 +158,9 @@ def note_type_css() -> str:
     return CSS + "\n" + highlight_css() + "\n"
 
 
-def note_type_digest() -> str:
-    """Return a digest of everything in the note type that may change between versions."""
-    text = "\x00".join((NOTE_TYPE_NAME, FRONT_TEMPLATE, BACK_TEMPLATE, note_type_css()))
+def note_type_digest(*shape: object) -> str:
+    """Return a digest of everything in the note type that may change between versions:
+    this version's, or that of `shape` (name, front, back, CSS) read from a package."""
+    parts = shape or (NOTE_TYPE_NAME, FRONT_TEMPLATE, BACK_TEMPLATE, note_type_css())
+    text = "\x00".join(str(part) for part in parts)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -23,8 +23,8 @@ from typing import IO, TYPE_CHECKING
 from anki_genai.apkg import deflate, inplace
 from anki_genai.apkg.collection import CollectionWriter, PackagedNote
 from anki_genai.apkg.kept import KeptCollection, what_note_holds
-from anki_genai.apkg.notetype import note_type_digest
-from anki_genai.atomic import atomic_write
+from anki_genai.apkg.notetype import NOTE_TYPE_ID, note_type_digest
+from anki_genai.atomic import staged_write
 from anki_genai.media import MediaFile
 
 if TYPE_CHECKING:
@@ -62,9 +62,11 @@ def write_package(
     note_type_mod: int,
     path: Path,
     keep: Path | None = None,
+    before_replacing: Callable[[], None] = lambda: None,
     unchanged: Unchanged | None = None,
 ) -> bool | None:
-    """Write `notes` to an `.apkg` at `path`; the old file stays until the new one is whole.
+    """Write `notes` to an `.apkg` at `path`; the old file stays until the new one is whole,
+    and until `before_replacing` has returned (it may stage files to be replaced with it).
 
     With `keep`, a folder, the package's collection is also kept there, and the next package
     starts from it: only the notes that changed are written again. With `unchanged`, the
@@ -100,8 +102,9 @@ def write_package(
             shipped = sorted(files.values(), key=lambda f: f.name)
             path.parent.mkdir(parents=True, exist_ok=True)
             done = inplace.write_patched(
-                kept, notes, unchanged.replaced, held, decks, note_type_mod, path, shipped
-            )
+                kept, notes, unchanged.replaced, held, decks, note_type_mod, path, shipped,
+                before_replacing,
+            )  # fmt: skip
             if done is not False:
                 return done
         note_ids = kept.patch(collection, notes, held, decks, note_type_mod) if kept else None
@@ -128,7 +131,9 @@ def write_package(
             write = functools.partial(
                 _write_zip, collection=collection, media=shipped, deflater=deflater
             )
-            atomic_write(path, write, binary=True)
+            with staged_write(path, write, binary=True) as replace_old:
+                before_replacing()
+                replace_old()
         if keep is not None:
             recorded = (segments, deflater.segments) if segments and deflater.recorded else None
             order = deflater.order if recorded else None
@@ -165,18 +170,36 @@ class PackagedContent:
     tags: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class PackageContents:
+    """Every note a package holds, with its mod, and whether its note type is this version's."""
+
+    notes: dict[str, tuple[PackagedContent, int]]  # by GUID: content, mod
+    note_type_mod: int | None  # None: the package's note type is not this version's
+
+
 def read_notes(path: Path, guids: set[str]) -> dict[str, PackagedContent]:
     """Return deck, fields and tags of the notes `guids` in the package at `path`, if readable.
 
     The collection is unpacked to a temporary file beside the package, and only the notes
     asked for are read: loading a 100,000-note collection whole took 850 MB.
     """
+    contents = _read_package(path, guids)
+    return {guid: content for guid, (content, _) in contents.notes.items()} if contents else {}
+
+
+def read_package(path: Path) -> PackageContents | None:
+    """Every note of the package at `path`, or None when there is none or it is unreadable."""
+    return _read_package(path, None)
+
+
+def _read_package(path: Path, guids: set[str] | None) -> PackageContents | None:
     if not path.is_file():
-        return {}
+        return None
     try:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError:
-        return {}
+        return None
     os.close(fd)
     unpacked = Path(name)
     try:
@@ -188,31 +211,45 @@ def read_notes(path: Path, guids: set[str]) -> dict[str, PackagedContent]:
             shutil.copyfileobj(packed, handle, 1 << 20)
         return _read_notes(unpacked, guids)
     except (OSError, KeyError, zipfile.BadZipFile, sqlite3.Error, ValueError, TypeError):
-        return {}
+        return None
     finally:
         with contextlib.suppress(FileNotFoundError):
             unpacked.unlink()
 
 
-def _read_notes(collection: Path, guids: set[str]) -> dict[str, PackagedContent]:
+def _read_notes(collection: Path, guids: set[str] | None) -> PackageContents:
+    """The notes `guids` (None: all) of an unpacked collection."""
     db = sqlite3.connect(collection)
     try:
-        (decks_json,) = db.execute("SELECT decks FROM col").fetchone()
+        decks_json, models_json = db.execute("SELECT decks, models FROM col").fetchone()
         deck_names = {int(k): v["name"] for k, v in json.loads(decks_json).items()}
-        db.execute("CREATE TEMP TABLE wanted (guid TEXT PRIMARY KEY)")
-        db.executemany("INSERT INTO wanted VALUES (?)", ((guid,) for guid in guids))
+        model = json.loads(models_json).get(str(NOTE_TYPE_ID), {})
+        join = ""
+        if guids is not None:
+            db.execute("CREATE TEMP TABLE wanted (guid TEXT PRIMARY KEY)")
+            db.executemany("INSERT INTO wanted VALUES (?)", ((guid,) for guid in guids))
+            join = " JOIN wanted w ON w.guid = n.guid"
         rows = db.execute(
-            "SELECT n.guid, n.flds, n.tags, MIN(c.did) FROM notes n"
-            " JOIN wanted w ON w.guid = n.guid JOIN cards c ON c.nid = n.id GROUP BY n.id"
+            f"SELECT n.guid, n.flds, n.tags, n.mod, MIN(c.did) FROM notes n{join}"
+            " JOIN cards c ON c.nid = n.id GROUP BY n.id"
         ).fetchall()
     finally:
         db.close()
-    return {
-        guid: PackagedContent(
-            deck_names.get(did, ""), tuple(flds.split("\x1f")), tuple(tags.split())
+    notes = {
+        guid: (
+            PackagedContent(
+                deck_names.get(did, ""), tuple(flds.split("\x1f")), tuple(tags.split())
+            ),
+            int(mod),
         )
-        for guid, flds, tags, did in rows
+        for guid, flds, tags, mod, did in rows
     }
+    templates = model.get("tmpls") or [{}]
+    shape = (model.get("name"), templates[0].get("qfmt"), templates[0].get("afmt"))
+    same_type = shape[0] is not None and note_type_digest(*shape, model.get("css")) == (
+        note_type_digest()
+    )
+    return PackageContents(notes, int(model.get("mod", 0)) if same_type else None)
 
 
 def _write_zip(

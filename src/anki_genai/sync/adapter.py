@@ -28,7 +28,6 @@ from anki_genai.sources import output_path
 from anki_genai.statefile import (
     STATE_FILE_NAME,
     NoteRecord,
-    State,
     drop_tombstones,
     load_state,
     save_state,
@@ -194,7 +193,7 @@ def remember_mods(project: Project, cards: Sequence[tuple[str, Card, int]]) -> N
             mod=mod,
             file=card.source_file,
         )
-    save_state(State(notes, state.note_type_digest, state.note_type_mod), project.state_path)
+    save_state(dataclasses.replace(state, notes=notes), project.state_path)
 
 
 def forget_removed(project: Project, guids: set[str]) -> int:

@@ -7,14 +7,20 @@ import textwrap
 
 import click
 
+from anki_genai.errors import Severity
+from anki_genai.report import Verbosity
 from anki_genai.sync import htmlmap
 from anki_genai.sync.pull import FieldChange, Outcome, PulledNote, PullResult
 from anki_genai.sync.push import PushResult
 
 
-def report_pull(result: PullResult) -> None:
+def report_pull(result: PullResult, *, verbosity: Verbosity = Verbosity.NORMAL) -> None:
+    """The notes found and what became of them; with -q only those that fail the pull."""
     for note in result.notes:
-        click.echo(_pulled(note, result.applied))
+        if verbosity > Verbosity.QUIET or note.outcome is not Outcome.EDIT:
+            click.echo(_pulled(note, result.applied))
+    if verbosity is Verbosity.QUIET:
+        return
     counts = {o: sum(1 for n in result.notes if n.outcome is o) for o in Outcome}
     parts = [
         _plural(counts[Outcome.EDIT], "edit") + (" written" if result.applied else " to apply"),
@@ -84,10 +90,14 @@ def _indent(text: str, prefix: str = "    ") -> str:
     return textwrap.indent(text, prefix).rstrip("\n")
 
 
-def report_push(result: PushResult) -> None:
+def report_push(result: PushResult, *, verbosity: Verbosity = Verbosity.NORMAL) -> None:
+    """What the push did (or would do); with -q only the build's errors."""
     plan, dry = result.plan, result.dry_run
     for diagnostic in result.build.diagnostics if result.build is not None else ():
-        click.echo(str(diagnostic), err=True)
+        if verbosity > Verbosity.QUIET or diagnostic.severity is Severity.ERROR:
+            click.echo(str(diagnostic), err=True)
+    if verbosity is Verbosity.QUIET:
+        return
     if result.backup is not None:
         click.echo(f"Backed up {result.collection} to {result.backup}")
     counts = result.imported
