@@ -19,11 +19,17 @@ def test_benchmark_runs_and_prints_every_scenario() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "200" in line]
+    scenarios, targets = result.stdout.split("\n\n")
+    rows = [line for line in scenarios.splitlines() if line.startswith("| ") and "200" in line]
     assert [row.split("|")[1].strip() for row in rows] == [
         "cold build",
         "rebuild, nothing changed",
         "rebuild, one file edited",
+        "watching, a save",
         "cold build with state",
     ]
     assert "markdown-it-py alone, one core, 200 notes:" in result.stdout
+    assert "Python start-up and a build's imports:" in result.stdout
+    measures = [line.split("|")[1].strip() for line in targets.splitlines()[2:]]
+    assert measures[:2] == ["rebuild, one file edited", "rebuild, nothing changed"]
+    assert "peak memory, 200 notes" in measures

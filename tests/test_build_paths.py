@@ -19,7 +19,7 @@ from anki_genai import build as build_module
 from anki_genai import cache as cache_module
 from anki_genai import identity, statefile
 from anki_genai import workers as workers_module
-from anki_genai.apkg import deflate
+from anki_genai.apkg import deflate, inplace
 from anki_genai.apkg.collection import CollectionWriter
 from anki_genai.build import BuildMemo, BuildOptions
 from anki_genai.cache import CACHE_FILE_NAME
@@ -420,8 +420,9 @@ def test_damaged_cache_is_rebuilt_not_an_error(
     package = tmp_path / "out" / "deck.apkg"
     _build(source, package)
     parts = [p for p in (tmp_path / "out" / CACHE_FILE_NAME).rglob("*") if p.is_file()]
-    # an entry per source file, the index, the kept collection, its index and its segments
-    assert len(parts) == FILES + 4
+    # an entry per source file, the index, the build record, the kept collection, its index
+    # and its segments
+    assert len(parts) == FILES + 5
     for part in parts:
         part.write_bytes(damage(part.read_bytes()))
     package.unlink()
@@ -480,6 +481,9 @@ def test_kept_collection_replaced_during_a_build_is_not_patched(
         return copied
 
     monkeypatch.setattr(shutil, "copyfile", copy_then_swap)
+    # A rebuild patches the kept collection where it lies when it can: here, the way that
+    # copies it first.
+    monkeypatch.setattr(inplace, "write_patched", lambda *args: False)
     _edit_one_answer(source)
     _build(source, package)
     assert fresh_collections == [1]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from anki_genai.decoding import read_source
 from anki_genai.parse import ParseOptions, QAPair, normalize_text, parse_markdown
-from anki_genai.sources import read_source
 
 # The shared corpus lies beside the checkout (../shared), or beside the folder holding a worktree.
 CORPUS = next(

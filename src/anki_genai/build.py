@@ -9,14 +9,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
 
-from anki_genai import statefile
-from anki_genai.apkg import notetype
+from anki_genai import incremental, rebuild, statefile
 from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, RememberedFile, environment_key
 from anki_genai.cards import Card, merge_duplicates
 from anki_genai.errors import (
@@ -29,14 +26,15 @@ from anki_genai.errors import (
     StrictModeError,
     UnreadableSourcesError,
 )
-from anki_genai.identity import Status
 from anki_genai.lock import project_lock
 from anki_genai.outputs import gone_if_failed, write_outputs
 from anki_genai.parse import ParseOptions
-from anki_genai.plan import Plan, PlannedNote, as_last_packaged, card_strings, plan_notes
+from anki_genai.plan import Plan, as_last_packaged, card_strings, plan_notes
 from anki_genai.preview import write_preview
 from anki_genai.recover import Recovered, keep_damaged, previous_state
+from anki_genai.results import BuildResult, Collected, FileRead, Progress
 from anki_genai.sources import (
+    KnownKey,
     Scope,
     Sources,
     broken_files,
@@ -50,6 +48,8 @@ from anki_genai.sources import (
 )
 from anki_genai.statefile import NoteRecord, State
 from anki_genai.workers import process_all
+
+__all__ = ["BuildOptions", "BuildResult", "Collected", "FileRead", "Progress", "build"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,98 +66,6 @@ class BuildOptions:
     skip_unreadable: bool = False  # build the other files when one cannot be read
     lock_timeout: float = 60.0  # seconds to wait for another build of the same sources
     parse: ParseOptions = field(default_factory=ParseOptions)  # layout, extra marker words
-
-
-@dataclass(frozen=True, slots=True)
-class Collected:
-    """The cards of every source file, and every problem met on the way."""
-
-    cards: tuple[Card, ...]
-    diagnostics: tuple[Diagnostic, ...]
-    files: tuple[Path, ...]
-    root: Path  # the folder the state file lives in
-    scope: Scope  # the files whose notes this build speaks for
-    failed: bool = False  # a file could not be used, unasked: the build exits 1
-
-
-@dataclass(frozen=True, slots=True)
-class BuildResult:
-    """What a build did (or, in a dry run, would do)."""
-
-    package_path: Path
-    state_path: Path
-    files: int
-    changes: tuple[PlannedNote, ...]  # new, changed, renamed and removed notes; the rest counted
-    diagnostics: tuple[Diagnostic, ...]
-    written: bool
-    counts: Counter[Status] = field(default_factory=Counter)
-    note_count: int = 0  # notes from the sources (removed ones not counted)
-    deck_counts: dict[str, Counter[Status]] = field(default_factory=dict)
-    moved: int = 0  # unchanged notes now in another file
-    removed_notes: int = 0  # removed notes the package still carries, tagged as removed
-    kept_notes: int = 0  # notes of files that could not be used, packaged as last built
-    failed: bool = False  # a file could not be used (its notes kept): exit code 1
-    notices: tuple[str, ...] = ()  # what the build did about a lost state file
-    # What reading the state file set right (a merge conflict, a repeated GUID); written so.
-    state_repairs: tuple[statefile.Repair, ...] = ()
-
-    def summary(self) -> dict[str, object]:
-        """What a later unchanged rebuild reports again without redoing the work."""
-        return {
-            "files": self.files,
-            "notes": self.note_count,
-            "removed_notes": self.removed_notes,
-            "kept_notes": self.kept_notes,
-            "failed": self.failed,
-            "decks": {
-                deck: sum(c.values()) - c[Status.REMOVED] for deck, c in self.deck_counts.items()
-            },
-            "diagnostics": [d.to_list() for d in self.diagnostics],
-        }
-
-    @classmethod
-    def unchanged(
-        cls, package_path: Path, state_path: Path, summary: dict[str, Any]
-    ) -> BuildResult:
-        """The result of a rebuild whose inputs are exactly those of the last build."""
-        decks = {
-            str(deck): Counter({Status.UNCHANGED: int(n)}) for deck, n in summary["decks"].items()
-        }
-        return cls(
-            package_path,
-            state_path,
-            int(summary["files"]),
-            (),
-            tuple(Diagnostic.from_list(d) for d in summary["diagnostics"]),
-            False,
-            Counter({Status.UNCHANGED: int(summary["notes"])}),
-            int(summary["notes"]),
-            decks,
-            removed_notes=int(summary.get("removed_notes", 0)),
-            kept_notes=int(summary.get("kept_notes", 0)),
-            failed=bool(summary.get("failed", False)),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class FileRead:
-    """One source file read, for progress and `-v`: what it yielded and what it took."""
-
-    path: Path
-    size: int  # bytes
-    cards: int | None  # None: the file cannot be read or decoded
-    seconds: float | None  # None: its cards came from the cache (or it was never parsed)
-    layout: str | None = None  # the layout the file was read in (found, or forced)
-
-
-class Progress(Protocol):
-    """Told about each source file as a build, check or preview gets through them."""
-
-    def begin(self, files: Sequence[tuple[Path, int]]) -> None:
-        """Every source file, in order, with its size in bytes; before any is read."""
-
-    def file_read(self, file: FileRead) -> None:
-        """One more file is done (from the cache ones come first, in no promised order)."""
 
 
 @dataclass
@@ -186,32 +94,60 @@ def build(
     state_path = root / statefile.STATE_FILE_NAME
     cache = output_cache(options, memo.files if memo is not None else None)
     with _lock(options, root, on_wait), _without_cyclic_gc(), gone_if_failed(folder):
-        sources = _read_sources(options)
-        state_digest = statefile.file_digest(
-            state_path
-        )  # the lock keeps it so until the build ends
+        sources = _read_sources(options, cache.known_keys())
+        # Read once: a rebuild of changed files reads its lines from these very bytes.
+        state_data = _read_state_bytes(state_path)
+        state_digest = hashlib.sha256(state_data).hexdigest() if state_data is not None else None
         unchanged = _unchanged_since_last_build(cache, options, sources, state_path, state_digest)
         if unchanged is not None:
             return unchanged
         in_cache = memo is None and not options.dry_run  # cards' HTML waits there, not in memory
-        collected = collect(options, progress, cache, sources, in_cache, workers)
-        plan, state_changed, recovered, repairs = _plan(
-            collected, options, state_path, state_digest, memo, bool(cache.package)
-        )
-        result = replace(_result(collected, plan, state_path, recovered), state_repairs=repairs)
-        if options.strict and result.diagnostics:
-            raise StrictModeError(result.diagnostics)
-        if options.dry_run:
-            return result
-        if recovered is not None and recovered.damaged is not None:
-            keep_damaged(recovered.damaged)
-        written, state_digest = write_outputs(
-            plan, result.state_path, cache, state_changed, state_digest
-        )
-        _remember(cache, options, sources, collected, result, state_digest)
-        if memo is not None:
-            memo.state = (state_digest, plan.state)
-        return replace(result, written=written, diagnostics=_with_cache_problem(result, cache))
+        result = rebuild.changed_only(
+            options, cache, sources, state_path, state_data, progress, collect,
+            html_in_cache=in_cache, workers=workers,
+        )  # fmt: skip
+        if result is not None:
+            if memo is not None:
+                memo.state = None
+        else:
+            collected = collect(options, progress, cache, sources, in_cache, workers)
+            result = _build_all(options, cache, sources, collected, state_path, state_digest, memo)
+        return replace(result, diagnostics=_with_cache_problem(result, cache))
+
+
+def _build_all(
+    options: BuildOptions,
+    cache: Cache,
+    sources: Sources,
+    collected: Collected,
+    state_path: Path,
+    state_digest: str | None,
+    memo: BuildMemo | None,
+) -> BuildResult:
+    """Match every file's cards against the state, then write the package and the state."""
+    plan, state_changed, recovered, repairs = _plan(
+        collected, options, state_path, state_digest, memo, bool(cache.package)
+    )
+    result = replace(_result(collected, plan, state_path, recovered), state_repairs=repairs)
+    if options.strict and result.diagnostics:
+        raise StrictModeError(result.diagnostics)
+    if options.dry_run:
+        return result
+    if recovered is not None and recovered.damaged is not None:
+        keep_damaged(recovered.damaged)
+    written, state_digest = write_outputs(
+        plan, result.state_path, cache, state_changed, state_digest
+    )
+    # A state set right on reading, or restored, is written anew: the next build matches
+    # every file again rather than start from what this one read.
+    trusted = not repairs and recovered is None
+    inputs = rebuild.inputs_of(options, cache)
+    record = rebuild.record_of(inputs, sources, collected, plan, state_digest) if trusted else None
+    incremental.save_record(cache, record)
+    rebuild.remember(cache, options, sources, rebuild.media_of(collected), result, state_digest)
+    if memo is not None:
+        memo.state = (state_digest, plan.state)
+    return replace(result, written=written)
 
 
 def collect(
@@ -221,6 +157,7 @@ def collect(
     sources: Sources | None = None,
     html_in_cache: bool = False,
     workers: int | None = None,
+    forget: bool = True,
 ) -> Collected:
     """Parse and render every source file into cards, reusing cached files.
 
@@ -257,7 +194,7 @@ def collect(
             else:
                 read = FileRead(job.path, job.size, None, seconds)
             progress.file_read(read)
-    if cache is not None and "" in sources.scope.named:  # a part of the project keeps the rest
+    if forget and cache is not None and "" in sources.scope.named:  # a part keeps the rest
         cache.keep_only({job.relative for job in sources.jobs if not isinstance(job, SourceError)})
     return _collected(sources, results, options.skip_unreadable)
 
@@ -279,7 +216,11 @@ def _collected(
     diagnostics.extend(duplicate_problems)
     scope = sources.scope.without(relative_to_root(exc.path, sources.root) for exc in unreadable)
     failed = any(isinstance(r, HeldFileError) for r in unreadable)
-    return Collected(tuple(kept), tuple(diagnostics), sources.files, sources.root, scope, failed)
+    files = tuple(r if isinstance(r, FileResult) else None for r in results)
+    return Collected(
+        tuple(kept), tuple(diagnostics), sources.files, sources.root, scope, failed, files,
+        tuple(duplicate_problems),
+    )  # fmt: skip
 
 
 def check(options: BuildOptions, progress: Progress | None = None) -> Collected:
@@ -321,10 +262,18 @@ def output_cache(options: BuildOptions, memory: dict[str, RememberedFile] | None
     return Cache(package_folder(options.output) / CACHE_FILE_NAME, environment_key(), memory)
 
 
-def _read_sources(options: BuildOptions) -> Sources:
+def _read_sources(options: BuildOptions, known: Mapping[str, KnownKey] | None = None) -> Sources:
     return read_sources(
-        options.sources, options.encoding, options.parse, options.deck, options.encodings
+        options.sources, options.encoding, options.parse, options.deck, options.encodings, known
     )
+
+
+def _read_state_bytes(path: Path) -> bytes | None:
+    """The state file's bytes, or None when there is none to read (as `file_digest`)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _lock(
@@ -346,36 +295,11 @@ def _unchanged_since_last_build(
     """The last build's result, if every input is byte for byte what it was then."""
     if options.dry_run or state_digest is None:
         return None
-    last = cache.last_build(_inputs_digest(options, sources, state_digest))
+    last = cache.last_build(rebuild.inputs_digest(options, sources, state_digest))
     if last is None:
         return None
     result = BuildResult.unchanged(last[0], state_path, last[1])
     return None if options.strict and result.diagnostics else result
-
-
-def _inputs_digest(options: BuildOptions, sources: Sources, state_digest: str) -> str:
-    """Everything a build reads: options, every source file, the state file."""
-    digest = hashlib.sha256(repr(replace(options, dry_run=False)).encode())
-    digest.update(notetype.note_type_digest().encode())
-    for path, key in zip(sources.files, sources.keys, strict=True):
-        digest.update(f"\x1e{path}\x1f{key}".encode())
-    digest.update(b"\x1e" + state_digest.encode())
-    return digest.hexdigest()
-
-
-def _remember(
-    cache: Cache,
-    options: BuildOptions,
-    sources: Sources,
-    collected: Collected,
-    result: BuildResult,
-    state_digest: str,
-) -> None:
-    """Save the cache, with what this build read and reported, for the next build."""
-    media = sorted({m.path for card in collected.cards for m in card.media})
-    inputs = _inputs_digest(options, sources, state_digest)
-    cache.remember_build(inputs, result.package_path, result.summary(), media)
-    cache.save()
 
 
 def _with_cache_problem(result: BuildResult, cache: Cache) -> tuple[Diagnostic, ...]:

@@ -8,6 +8,7 @@ never an error; deleting it is always safe.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -22,6 +23,7 @@ from anki_genai.atomic import atomic_write
 from anki_genai.cards import Card
 from anki_genai.errors import Diagnostic, SourceLocation
 from anki_genai.media import MediaFile
+from anki_genai.sources import KnownKey
 from anki_genai.store import (
     StoredHtml,
     dump_json,
@@ -98,6 +100,7 @@ class Cache:
         index = self._read("index.json")
         if isinstance(index.get("package"), dict) and isinstance(index.get("last"), dict):
             self.package, self.last = index["package"], index["last"]
+        self._keys: dict[str, Any] = index.get("sources") or {}
 
     def _read(self, name: str) -> dict[str, Any]:
         if self.folder is None:
@@ -190,6 +193,27 @@ class Cache:
         self.package = {"path": str(path), "digest": digest, "stat": list(_stat(path)[1:])}
         self._index_changed = True
 
+    def known_keys(self) -> dict[str, KnownKey]:
+        """Each source file's key as the last build took it, with the file's stamp then."""
+        known = {}
+        with contextlib.suppress(TypeError, ValueError):
+            for path, (stamp, taken, shape, key) in self._keys.items():
+                size, mtime, ctime, inode = stamp
+                known[str(path)] = (
+                    (int(size), int(mtime), int(ctime), int(inode)),
+                    int(taken),
+                    str(shape),
+                    str(key),
+                )
+        return known
+
+    def remember_keys(self, known: dict[str, KnownKey] | None) -> None:
+        """Keep each source file's key and stamp for the next build (`known_keys`)."""
+        stored = {path: [list(stamp), *rest] for path, (stamp, *rest) in (known or {}).items()}
+        if stored != self._keys:
+            self._keys = stored
+            self._index_changed = True
+
     def remember_build(
         self, inputs: str, package_path: Path, summary: dict[str, object], media: list[Path]
     ) -> None:
@@ -240,6 +264,7 @@ class Cache:
                     "environment": self.environment,
                     "package": self.package,
                     "last": self.last,
+                    "sources": self._keys,
                 }
                 atomic_write(
                     self.folder / "index.json", functools.partial(dump_json, index), durable=False

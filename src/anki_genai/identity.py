@@ -25,8 +25,7 @@ import base64
 import enum
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from anki_genai.parse import normalize_question
@@ -102,14 +101,29 @@ def project_id(state: State, candidates: Sequence[Candidate], now: int) -> str:
 
 def build_timestamp(state: State) -> int:
     """Return a mod time strictly newer than anything the state has sent to Anki."""
-    return max(int(time.time()), state.latest_mod + 1)
+    return timestamp_after(state.latest_mod)
+
+
+def timestamp_after(latest_mod: int) -> int:
+    """Return a mod time strictly newer than `latest_mod`, and not in the past."""
+    return max(int(time.time()), latest_mod + 1)
+
+
+def own_guids(project: str, key: str, explicit_id: str | None) -> tuple[str, ...]:
+    """The GUIDs a pair of `project` (normalised question `key`) is matched by before any
+    comparison: those of its explicit id, or else of its question; the project's own first,
+    then the one it had before projects had ids. A note recorded under one of them, with
+    the pair's question and answer, is claimed by that pair (see `assign_identities`)."""
+    if explicit_id is not None:
+        return _guid("id", project, explicit_id), _guid("id", explicit_id)
+    return _guid("q", project, key), _guid("q", key)
 
 
 def assign_identities(
     candidates: Sequence[Candidate],
     state: State,
     now: int,
-    reserved: AbstractSet[str] = frozenset(),
+    reserved: Container[str] = frozenset(),
 ) -> IdentityPlan:
     """Give each candidate the GUID of the note it evolved from, or a new one; a new one is
     never one of `reserved` (the GUIDs of notes this build leaves alone)."""
@@ -157,11 +171,11 @@ def assign_identities(
 
     _match_edited_questions(candidates, records, record_keys, chosen, claimed)
 
-    taken = set(records) | claimed | reserved
+    taken = set(records) | claimed
     assignments = []
     for cand, matched in zip(candidates, chosen, strict=True):
         if matched is None:
-            matched = _fresh_guid(project, cand.key, taken)
+            matched = _fresh_guid(project, cand.key, taken, reserved)
             taken.add(matched)
         previous = records.get(matched)
         renamed = previous is not None and previous.question != cand.question
@@ -261,11 +275,13 @@ def _explicit_guid(project: str, explicit_id: str, records: Mapping[str, NoteRec
     return legacy if legacy in records and scoped not in records else scoped
 
 
-def _fresh_guid(project: str, key: str, taken: set[str]) -> str:
+def _fresh_guid(
+    project: str, key: str, taken: set[str], reserved: Container[str] = frozenset()
+) -> str:
     """A GUID for a new note of `project` from its normalised question `key`."""
     guid = _guid("q", project, key)
     counter = 2
-    while guid in taken:
+    while guid in taken or guid in reserved:
         # The same question again with another answer: a distinct, still reproducible GUID.
         guid = _guid("q", project, key, str(counter))
         counter += 1

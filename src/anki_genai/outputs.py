@@ -34,10 +34,7 @@ def write_outputs(
     if not state_changed and cache.package_is_current(path, digest):
         assert state_digest is not None  # a missing state file counts as changed
         return False, state_digest
-    _remove_stale_temporary_files(path.parent, ".*.apkg.*.tmp")
-    _remove_stale_temporary_files(path.parent, f".{statefile.STATE_BACKUP_NAME}.*.tmp")
-    _remove_stale_temporary_files(state_path.parent, f".{state_path.name}.*.tmp")
-    _make_folder(path)
+    prepare(path, state_path)
     if state_changed:
         statefile.check_writable(state_path)  # before the work of packaging, not after
     with contextlib.ExitStack() as staged:
@@ -66,6 +63,19 @@ def write_outputs(
 
 
 _ADVICE = "choose another output with -o"
+
+
+def prepare(path: Path, state_path: Path) -> None:
+    """Clear what a dead build left, and make the package's folder."""
+    _remove_stale_temporary_files(path.parent, ".*.apkg.*.tmp")
+    _remove_stale_temporary_files(path.parent, f".{statefile.STATE_BACKUP_NAME}.*.tmp")
+    _remove_stale_temporary_files(state_path.parent, f".{state_path.name}.*.tmp")
+    _make_folder(path)
+
+
+def package_error(path: Path, exc: OSError | sqlite3.Error) -> Exception:
+    """The one line a package that cannot be written is reported as."""
+    return write_error(path, exc, "the package", _ADVICE)
 
 
 def _make_folder(package_path: Path) -> None:

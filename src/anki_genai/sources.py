@@ -1,18 +1,20 @@
-"""Finding and decoding the Markdown sources; deck names; where the package goes."""
+"""Finding the Markdown sources (decoding them is `decoding`'s); deck names; where the
+package goes."""
 
 from __future__ import annotations
 
-import codecs
 import fnmatch
 import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from anki_genai.config import CONFIG_FILE_NAME
+from anki_genai.decoding import read_bytes
 from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity, SourceError, SourceLocation
 from anki_genai.parse import ParseOptions
 from anki_genai.statefile import STATE_FILE_NAME
@@ -73,6 +75,17 @@ class Scope:
         return Scope(self.named, self.skipped | frozenset(relatives))
 
 
+# A file's stamp: size, modification and change times (ns), inode; and when it was taken.
+Stamp = tuple[int, int, int, int]
+# What a file's key was when it had a stamp: the stamp, when it was taken (ns), the digest of
+# the options that shape the key, and the key.
+KnownKey = tuple[Stamp, int, str, str]
+# A file untouched for this long before its key was taken keeps that key while its stamp
+# stays the same: a file's times tick coarsely, so a write just after it was read could
+# leave the same stamp (git calls such an entry "racily clean").
+_QUIET_NS = 2_000_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Sources:
     """Every source file, read: the job that turns it into cards, or why it cannot be read."""
@@ -83,6 +96,7 @@ class Sources:
     keys: tuple[str, ...]  # what the file's cards depend on; "" for an unreadable file
     skipped: tuple[Diagnostic, ...] = ()  # what was passed over: FIFOs, devices, ...
     scope: Scope = Scope(("",))
+    known: dict[str, KnownKey] | None = None  # every file's key with its stamp, by path
 
 
 def read_sources(
@@ -91,32 +105,61 @@ def read_sources(
     parse: ParseOptions,
     deck: str | None,
     encodings: Sequence[tuple[str, str]] = (),
+    known: Mapping[str, KnownKey] | None = None,
 ) -> Sources:
     """Find every source file and what its cards depend on (its bytes are not kept).
 
     `encodings` are (glob, encoding) pairs for files whose encoding is not `encoding`; the
-    first glob that matches a file's path relative to the root wins.
+    first glob that matches a file's path relative to the root wins. A file whose stamp is
+    in `known` as it is now, taken while the file was quiet, is not read again.
     """
     root = source_root(paths)
-    files, skipped = find_sources(paths)
+    found, skipped = _find_sources(paths)
+    files = [path for path, _ in found]
     single_file = len(files) == 1
     jobs: list[FileJob | SourceError] = []
     keys: list[str] = []
-    for path in files:
+    stamps: dict[str, KnownKey] = {}
+    for path, real in found:
+        relative = real.relative_to(root).as_posix() if real.is_relative_to(root) else path.name
+        own = next((e for glob, e in encodings if fnmatch.fnmatch(relative, glob)), encoding)
+        job = FileJob(path, relative, 0, root, own, parse, deck, single_file)
+        shape = hashlib.sha256(job.options_key.encode()).hexdigest()[:32]
+        stamp = _stamp(path)
+        was = known.get(str(path)) if known is not None and stamp is not None else None
+        if was is not None and was[0] == stamp and was[2] == shape and _quiet(stamp, was[1]):
+            jobs.append(replace(job, size=stamp[0]))
+            keys.append(was[3])
+            stamps[str(path)] = was
+            continue
+        taken = time.time_ns()
         try:
             data = read_bytes(path)
         except SourceError as exc:
             jobs.append(exc)
             keys.append("")
             continue
-        relative = relative_to_root(path, root)
-        own = next((e for glob, e in encodings if fnmatch.fnmatch(relative, glob)), encoding)
-        job = FileJob(path, relative, len(data), root, own, parse, deck, single_file)
+        job = replace(job, size=len(data))
         jobs.append(job)
         keys.append(job.key(data))
+        if stamp is not None and stamp == _stamp(path):  # not written while it was read
+            stamps[str(path)] = (stamp, taken, shape, keys[-1])
     return Sources(
-        root, tuple(files), tuple(jobs), tuple(keys), tuple(skipped), scope_of(paths, root)
-    )
+        root, tuple(files), tuple(jobs), tuple(keys), tuple(skipped), scope_of(paths, root),
+        stamps,
+    )  # fmt: skip
+
+
+def _stamp(path: Path) -> Stamp | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
+
+
+def _quiet(stamp: Stamp, taken: int) -> bool:
+    return taken - max(stamp[1], stamp[2]) > _QUIET_NS
 
 
 def scope_of(paths: Sequence[Path], root: Path) -> Scope:
@@ -151,7 +194,16 @@ def source_root(sources: Sequence[Path]) -> Path:
 def find_sources(sources: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
     """Return every Markdown file in `sources`, as the user named them (folders are
     searched), and a warning for each one passed over because it is not a regular file."""
+    found, skipped = _find_sources(sources)
+    return [path for path, _ in found], skipped
+
+
+def _find_sources(
+    sources: Sequence[Path],
+) -> tuple[list[tuple[Path, Path]], list[Diagnostic]]:
+    """As `find_sources`, each file with its real path."""
     found: dict[Path, Path] = {}  # real path -> as named, so a file given twice is read once
+    real_folders: dict[Path, Path] = {}
     skipped: list[Diagnostic] = []
     for source in sources:
         if not source.exists():
@@ -170,8 +222,18 @@ def find_sources(sources: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]
                 message = f"{kind}, not a regular file: skipped"
                 skipped.append(Diagnostic(SourceLocation(path, 1), message, Severity.WARNING))
             else:
-                found.setdefault(_real(path), path)
-    return list(found.values()), skipped
+                found.setdefault(_real_in(path, real_folders), path)
+    return [(path, real) for real, path in found.items()], skipped
+
+
+def _real_in(path: Path, real_folders: dict[Path, Path]) -> Path:
+    """`_real(path)`, the real path of its folder found once for all the files in it."""
+    if os.path.islink(path):
+        return _real(path)
+    folder = real_folders.get(path.parent)
+    if folder is None:
+        folder = real_folders[path.parent] = _real(path.parent)
+    return folder / path.name
 
 
 def _not_regular(path: Path) -> str:
@@ -228,101 +290,6 @@ def broken_files(diagnostics: Iterable[Diagnostic], root: Path) -> frozenset[str
     return frozenset(
         relative_to_root(d.location.path, root) for d in diagnostics if d.severity is Severity.ERROR
     )
-
-
-def read_source(path: Path, encoding: str = "utf-8") -> str:
-    """Read a Markdown file; UTF-8 may start with a BOM."""
-    return decode_source(read_bytes(path), path, encoding)
-
-
-def read_bytes(path: Path) -> bytes:
-    """A source file's bytes; never waits, even if it became a FIFO since it was found."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with open(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise SourceError("not a regular file; name only Markdown files", path)
-            return handle.read()
-    except OSError as exc:
-        raise SourceError(
-            f"cannot read the file: {exc.strerror}", SourceLocation(path, 1)
-        ) from None
-
-
-# Byte order marks, UTF-32's first: its little-endian mark starts with UTF-16's.
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-# What older notes are often saved in, for the hint when a file does not decode. Big5 and
-# Shift-JIS bytes nearly always decode as GBK too, as nonsense, so GBK is named first only
-# for text that GB2312's common characters spell; UTF-16 without a mark decodes almost
-# anything, so it is named only for text with NULs beside its ASCII characters.
-_COMMON_ENCODINGS = ("big5", "shift_jis", "gbk", "gb18030")
-
-
-def decode_source(data: bytes, path: Path, encoding: str = "utf-8") -> str:
-    """Decode a Markdown file's bytes, naming the line and the fix when they do not decode.
-
-    A byte order mark (UTF-8, UTF-16 or UTF-32) says the encoding, whatever `encoding` is.
-    """
-    codec = next((c for bom, c in _BOMS if data.startswith(bom)), None)
-    if codec is None:
-        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-    try:
-        return data.decode(codec)
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise SourceError(
-            _undecodable(data, codec if codec != "utf-8-sig" else "utf-8"),
-            SourceLocation(path, line),
-        ) from None
-
-
-def _undecodable(data: bytes, encoding: str) -> str:
-    """What to say about text that is not valid `encoding`: the encoding it decodes as."""
-    likely = _likely_encoding(data)
-    if likely is None:
-        return (
-            f"not valid {encoding}, nor gbk, big5, shift_jis or utf-16; find out how it was "
-            "saved and name that with --encoding, or convert it to UTF-8"
-        )
-    return (
-        f"not valid {encoding}; it reads as {likely}: convert it "
-        f"(`iconv -f {likely} -t utf-8 FILE > NEW.md`) or name its encoding with "
-        f"--encoding {likely} (or per file, in anki-genai.toml's [encodings])"
-    )
-
-
-def _likely_encoding(data: bytes) -> str | None:
-    # UTF-16 puts a NUL beside every ASCII character, on one side.
-    odd, even = data[1::2].count(0), data[0::2].count(0)
-    if (
-        len(data) % 2 == 0
-        and max(odd, even) >= len(data) // 16
-        and min(odd, even) * 4 < max(odd, even)
-    ):
-        return "utf-16-le" if odd > even else "utf-16-be"
-    gbk = _decoded(data, "gbk")
-    if gbk is not None and _mostly_common_chinese(gbk):
-        return "gbk"
-    return next((c for c in _COMMON_ENCODINGS if _decoded(data, c) is not None), None)
-
-
-def _mostly_common_chinese(text: str) -> bool:
-    wide = [ch for ch in text if ord(ch) > 127]
-    common = sum(1 for ch in wide if _decoded(ch.encode("gb2312", "ignore"), "gb2312") == ch)
-    return common >= 0.95 * len(wide)
-
-
-def _decoded(data: bytes, encoding: str) -> str | None:
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError:
-        return None
 
 
 def file_deck(root_deck: str | None, own: str, relative: str, single_file: bool) -> str:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from anki_genai.cache import FileResult, write_entry
 from anki_genai.cards import make_cards
+from anki_genai.decoding import decode_source, read_bytes
 from anki_genai.errors import SourceError
 from anki_genai.parse import markdown_parser, parse_markdown
-from anki_genai.sources import FileJob, decode_source, file_deck, read_bytes
+from anki_genai.sources import FileJob, file_deck
 
 if TYPE_CHECKING:
     from anki_genai.render import Renderer

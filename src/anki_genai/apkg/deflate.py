@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # concurrent.futures is slow to import, and only a large pack
 SEGMENT_SIZE = 256 * 1024  # 1 in 10 changes when one file of 200 (10,000 notes) is edited
 _LEVEL = 1  # nearly the size of the default level, in a third of the time
 _FINAL_BLOCK = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15).flush()  # empty, marked last
+FINAL_BLOCK = _FINAL_BLOCK
 THREADS = 4  # at most; each deflates one segment at a time
 _PENDING = 2 * THREADS  # segments in flight at once: bounds the memory they take
 
@@ -35,11 +36,17 @@ class Segment:
     offset: int
     length: int
     digest: bytes  # of the deflated bytes, checked before they are reused
+    crc: int = 0  # CRC-32 of the segment's own bytes, as a zip member's is
+    size: int = 0  # of the segment's own bytes
+    check: int = 0  # Adler-32 of the deflated bytes: a quicker check when copied whole
 
 
 def _digest(data: bytes) -> bytes:
     # SHA-256 rather than BLAKE2: processors' SHA extensions make it three times faster here.
     return hashlib.sha256(data).digest()[:16]
+
+
+segment_key = _digest  # what a segment is known by: the digest of its bytes
 
 
 class SegmentedDeflater:
@@ -63,10 +70,14 @@ class SegmentedDeflater:
         self._pool = pool
         self._pending: collections.deque[_Deflated] = collections.deque()
         self.segments: dict[bytes, Segment] = {}
+        self.order: list[bytes] = []  # each segment's key, in the collection's order
+        self._plain: dict[bytes, tuple[int, int]] = {}  # key -> CRC-32 and size
         self.reused = 0
 
     def compress(self, data: bytes) -> bytes:
         key = _digest(data)
+        self.order.append(key)
+        self._plain[key] = (zlib.crc32(data), len(data))
         deflated = self._reuse(key)
         if deflated is not None:
             self.reused += 1
@@ -99,8 +110,12 @@ class SegmentedDeflater:
     def _keep_record(self, key: bytes, deflated: bytes) -> None:
         assert self._record is not None
         digest = _digest(deflated)
+        crc, size = self._plain[key]
         try:
-            self.segments[key] = Segment(self._record.tell(), len(deflated), digest)
+            offset = self._record.tell()
+            self.segments[key] = Segment(
+                offset, len(deflated), digest, crc, size, zlib.adler32(deflated)
+            )
             self._record.write(deflated)
         except OSError:
             self._record = None  # only the next package is slower

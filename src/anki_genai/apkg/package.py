@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from anki_genai.apkg import deflate
+from anki_genai.apkg import deflate, inplace
 from anki_genai.apkg.collection import CollectionWriter, PackagedNote
 from anki_genai.apkg.kept import KeptCollection, what_note_holds
 from anki_genai.apkg.notetype import NOTE_TYPE_ID, note_type_digest
@@ -47,21 +47,36 @@ def content_digest(notes: Sequence[PackagedNote], note_type_mod: int) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """The notes of the last package that a package keeps as they are, unnamed: all but
+    `replaced`. A rebuild after a small edit names only the notes it changed."""
+
+    replaced: frozenset[str]  # GUIDs of the last package's notes that go or are replaced
+    decks: frozenset[str]  # the decks of the notes kept
+    media: tuple[MediaFile, ...]  # the files the notes kept show
+
+
 def write_package(
     notes: Sequence[PackagedNote],
     note_type_mod: int,
     path: Path,
     keep: Path | None = None,
     before_replacing: Callable[[], None] = lambda: None,
-) -> None:
+    unchanged: Unchanged | None = None,
+) -> bool | None:
     """Write `notes` to an `.apkg` at `path`; the old file stays until the new one is whole,
     and until `before_replacing` has returned (it may stage files to be replaced with it).
 
     With `keep`, a folder, the package's collection is also kept there, and the next package
-    starts from it: only the notes that changed are written again.
+    starts from it: only the notes that changed are written again. With `unchanged`, the
+    package also holds the kept collection's other notes; then it returns False when
+    nothing changed (and writes nothing), None when the kept collection cannot be used (and
+    writes nothing); otherwise True.
     """
     writer = CollectionWriter()
-    decks = {name: deck_id(name) for name in sorted({n.deck for n in notes})}
+    names = {n.deck for n in notes} | (unchanged.decks if unchanged else set())
+    decks = {name: deck_id(name) for name in sorted(names)}
     path.parent.mkdir(parents=True, exist_ok=True)
     # The collection is built in a temporary file beside the package, not in memory: a
     # large deck would otherwise be held three times (database, its copy, the zip buffer).
@@ -71,10 +86,35 @@ def write_package(
     try:
         held = {note.guid: what_note_holds(note) for note in notes}
         kept = KeptCollection.load(keep, writer) if keep is not None else None
+        if unchanged is not None:
+            if kept is None:
+                return None
+            wanted = dict(kept.held)
+            for guid in unchanged.replaced:
+                if wanted.pop(guid, None) is None:
+                    return None  # the kept collection is not the last package
+            wanted.update(held)
+            if wanted == kept.held:
+                return False
+            held = wanted
+            files = {file.name: file for note in notes for file in note.media}
+            files.update((file.name, file) for file in unchanged.media)
+            shipped = sorted(files.values(), key=lambda f: f.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            done = inplace.write_patched(
+                kept, notes, unchanged.replaced, held, decks, note_type_mod, path, shipped,
+                before_replacing,
+            )  # fmt: skip
+            if done is not False:
+                return done
         note_ids = kept.patch(collection, notes, held, decks, note_type_mod) if kept else None
         if note_ids is None:
+            if unchanged is not None:
+                return None
             note_ids = writer.new_collection(collection, notes, decks, note_type_mod)
         media = {file.name: file for note in notes for file in note.media}
+        if unchanged is not None:
+            media.update((file.name, file) for file in unchanged.media)
         shipped = sorted(media.values(), key=lambda f: f.name)
         with contextlib.ExitStack() as open_files:
             if keep is not None:
@@ -96,7 +136,9 @@ def write_package(
                 replace_old()
         if keep is not None:
             recorded = (segments, deflater.segments) if segments and deflater.recorded else None
-            KeptCollection.keep(keep, writer, collection, held, note_ids, recorded)
+            order = deflater.order if recorded else None
+            KeptCollection.keep(keep, writer, collection, held, note_ids, recorded, order)
+        return True
     finally:
         for leftover in (collection, segments):
             if leftover is not None:
