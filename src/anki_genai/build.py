@@ -106,12 +106,11 @@ def build(
             options, cache, sources, state_path, state_data, progress, collect,
             html_in_cache=in_cache, workers=workers,
         )  # fmt: skip
-        if result is not None:
-            if memo is not None:
-                memo.state = None
-        else:
+        if result is None:
             collected = collect(options, progress, cache, sources, in_cache, workers)
             result = _build_all(options, cache, sources, collected, state_path, state_digest, memo)
+        elif memo is not None:
+            memo.state = None
         return replace(result, diagnostics=_with_cache_problem(result, cache))
 
 

@@ -126,12 +126,7 @@ def _read_lines(
     version = header["version"]
     notes = _Notes(path)
     ended = version != 1
-    for number, line in lines:
-        if has_conflict_marker(line):
-            raise _Conflicted
-        text = line.strip()
-        if not text:
-            continue
+    for number, text in _content(lines):
         if version == 1:
             if text == _V1_END:
                 ended = True
@@ -145,16 +140,21 @@ def _read_lines(
     return notes.state(header)
 
 
-def _header(
-    path: Path, lines: Iterator[NumberedLine], decode: Callable[[str], Any]
-) -> dict[str, Any]:
-    """The header, from the first line that is not blank; checked."""
+def _content(lines: Iterator[NumberedLine]) -> Iterator[NumberedLine]:
+    """The lines that are not blank, stripped; a conflict marker is read another way."""
     for number, line in lines:
         if has_conflict_marker(line):
             raise _Conflicted
         text = line.strip()
-        if not text:
-            continue
+        if text:
+            yield number, text
+
+
+def _header(
+    path: Path, lines: Iterator[NumberedLine], decode: Callable[[str], Any]
+) -> dict[str, Any]:
+    """The header, from the first line that is not blank; checked."""
+    for number, text in _content(lines):
         if text.endswith(_V1_NOTES_START):
             text = text.removesuffix(_V1_NOTES_START).rstrip().removesuffix(",") + "}"
         try:
