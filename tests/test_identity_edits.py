@@ -307,6 +307,28 @@ def test_explicit_id_keeps_the_note_even_when_the_question_is_rewritten(
     assert (project.source / "network.md").read_bytes() == edited  # the source is never rewritten
 
 
+def test_an_id_added_to_an_existing_pair_keeps_its_note(
+    tmp_path: Path, anki: AnkiCollection
+) -> None:
+    """Pinning a studied pair with `<!-- anki-genai-id: … -->` keeps the note it already
+    is: nothing new, nothing removed, its history kept, also on later rebuilds."""
+    project = Project(tmp_path, anki, {"network.md": ORIGINAL})
+    guid = project.guids["HTTP 的常见状态码有哪些？"]
+    project.edit(
+        "network.md", "**题目：** HTTP", "<!-- anki-genai-id: http-codes -->\n**题目：** HTTP"
+    )
+    result = project.build()
+    assert "removed" not in result.stdout and "1 new" not in result.stdout, result.stdout
+    log = project.rebuild_and_import()
+    assert (log.new, log.updated) == (0, 0)
+    assert project.guids_by_question()["HTTP 的常见状态码有哪些？"] == guid
+    project.edit("network.md", "HTTP 的常见状态码有哪些？", "HTTP 的常见状态码有哪些呢？")
+    log = project.rebuild_and_import()
+    assert (log.new, log.updated) == (0, 1)
+    assert project.guids_by_question()["HTTP 的常见状态码有哪些呢？"] == guid
+    project.assert_history_kept()
+
+
 def test_dry_run_lists_the_plan_and_writes_nothing(notes: Project) -> None:
     """`build --dry-run` prints new, changed, renamed and removed notes and writes nothing."""
     notes.edit("network.md", "TCP 三次握手的过程是什么？", "TCP 三次握手的过程是怎样的？")

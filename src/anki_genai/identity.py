@@ -6,7 +6,8 @@ and a `mod` that moves only when its content changes. Both are remembered in the
 (`statefile`); this module decides them.
 
 Matching a pair of the new build to a note of the previous one, in this order:
-1. an explicit id in the source (`<!-- anki-genai-id: NAME -->`) always wins;
+1. an explicit id in the source (`<!-- anki-genai-id: NAME -->`) always wins; an id no note
+   has yet (just added to an existing pair) first takes the note the steps below find;
 2. the same question text (compared after folding width, case and spacing); when several
    notes share it, the one with the same answer, then the one in the same file;
 3. a question edited a little: among the notes that disappeared, the most similar question
@@ -135,8 +136,11 @@ def assign_identities(
     for index, cand in enumerate(candidates):
         if cand.explicit_id is not None:
             guid = _explicit_guid(project, cand.explicit_id, records)
-            chosen[index] = guid
-            claimed.add(guid)
+            # An id no note has yet (just added to a pair, or its project id lost with
+            # the state) first looks for the note the pair already is, by its question.
+            if guid in records:
+                chosen[index] = guid
+                claimed.add(guid)
 
     # The common case first: an unchanged pair finds its note under the GUID its question
     # gives (in this project, or before projects had ids), with the same question and
@@ -174,9 +178,11 @@ def assign_identities(
     taken = set(records) | claimed
     assignments = []
     for cand, matched in zip(candidates, chosen, strict=True):
-        if matched is None:
+        if matched is None and cand.explicit_id is not None:
+            matched = _explicit_guid(project, cand.explicit_id, records)
+        elif matched is None:
             matched = _fresh_guid(project, cand.key, taken, reserved)
-            taken.add(matched)
+        taken.add(matched)
         previous = records.get(matched)
         renamed = previous is not None and previous.question != cand.question
         renamed = renamed and record_keys[matched] != cand.key
