@@ -245,3 +245,41 @@ def test_an_unknown_answer_label_is_named_and_the_option_reads_it(tmp_path: Path
     assert "add --answer-word 解题思路" in hinted.stdout
     result = run_cli("build", source, "-o", tmp_path / "o.apkg", "--answer-word", "解题思路")
     assert "1 note" in result.stdout
+
+
+def test_markers_on_consecutive_lines_make_one_card_each(
+    tmp_path: Path, anki: AnkiCollection
+) -> None:
+    """Pairs written without blank lines between the markers each make a card, with the
+    line of their own question as Source, and `check --strict` has nothing to report."""
+    source = tmp_path / "dense.md"
+    source.write_text(
+        "**题目：** 问一？\n**答案：** 答一。\n**题目：** 问二？\n**答案：** 答二。\n\n"
+        "**题目：** 问题三？\n\n**答案：** 答三。\n**题目：** 问题四？\n\n**答案：** 答四。\n",
+        "utf-8",
+    )
+    check = run_cli("check", "--strict", source)
+    assert (check.exit_code, check.stdout) == (0, "")
+    assert run_cli("build", source, "-o", tmp_path / "out.apkg").exit_code == 0
+    anki.import_package(tmp_path / "out.apkg")
+    cards = sorted(
+        (fields["Question"], fields["Answer"], fields["Source"]) for fields in anki.notes().values()
+    )
+    assert [(q, a) for q, a, _ in cards] == [
+        ("问一？", "答一。"),
+        ("问二？", "答二。"),
+        ("问题三？", "答三。"),
+        ("问题四？", "答四。"),
+    ]
+    assert [s.rsplit(":", 1)[-1] for _, _, s in cards] == ["1", "3", "6", "9"]
+
+
+def test_a_title_heading_over_the_first_question_names_the_deck(
+    tmp_path: Path, anki: AnkiCollection
+) -> None:
+    """`# 甲` right above the first question is the file's deck, not its file name."""
+    source = tmp_path / "a.md"
+    source.write_text("# 甲\n\n**题目：** 问题一？\n\n**答案：** 答一。\n", "utf-8")
+    assert run_cli("build", source, "-o", tmp_path / "out.apkg").exit_code == 0
+    anki.import_package(tmp_path / "out.apkg")
+    assert {h.deck for h in anki.history().values()} == {"甲"}

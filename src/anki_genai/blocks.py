@@ -248,3 +248,55 @@ def nesting_cuts(tokens: Sequence[Token]) -> Iterator[int]:
         ):
             cut_in_block = True
             yield token.map[0] + 1
+
+
+def marker_lines(block: Block, words: Sequence[str]) -> list[Block]:
+    """Cut a paragraph at every line that starts with a marker, as if a blank line were
+    there: `**答案：** …` on the line after a question is that question's answer, not part
+    of its text. Line breaks inside links or emphasis are left alone."""
+    if not block.is_paragraph:
+        return [block]
+    opening, inline, _ = block.tokens
+    children = list(inline.children or [])
+    lines = inline.content.split("\n")
+    breaks = [i for i, c in enumerate(children) if c.type in ("softbreak", "hardbreak")]
+    if not breaks or not opening.map or len(breaks) != len(lines) - 1:
+        return [block]  # a line break hidden in a code span: its lines cannot be told apart
+    depth = 0
+    at_top = set()
+    for index, child in enumerate(children):
+        depth += child.nesting
+        if depth == 0 and child.type == "softbreak":
+            at_top.add(index)
+    first = opening.map[0]
+    starts = [(0, 0)]  # (child index, line offset) where each new paragraph starts
+    for line_offset, index in enumerate(breaks, start=1):
+        if index not in at_top:
+            continue
+        candidate = _part(block, children[index + 1 :], lines[line_offset:], first + line_offset)
+        if marker(candidate, words, heading_words=()) is not None:
+            starts.append((index, line_offset))
+    if len(starts) == 1:
+        return [block]
+    parts = []
+    ends = [*starts[1:], (len(children), len(lines))]
+    for (begin, line_begin), (end, line_end) in zip(starts, ends, strict=True):
+        skip = begin + 1 if begin else 0  # the softbreak itself belongs to neither
+        parts.append(
+            _part(block, children[skip:end], lines[line_begin:line_end], first + line_begin)
+        )
+    return parts
+
+
+def _part(block: Block, children: list[Token], lines: list[str], line_index: int) -> Block:
+    """A paragraph of `block` holding `children`, the inline content of `lines`."""
+    opening, inline, closing = block.tokens
+    line_map = [line_index, line_index + len(lines)]
+    return Block(
+        (
+            opening.copy(map=line_map),
+            inline.copy(children=children, content="\n".join(lines), map=line_map),
+            closing.copy(),
+        ),
+        line_index + 1,
+    )

@@ -35,8 +35,9 @@ from anki_genai.store import (
 CACHE_FILE_NAME = ".anki-genai-cache"  # a folder in the output folder
 # Entries hold a token since 8, a card's content digest since 9; 10: media checked by
 # their bytes, math without links, Obsidian embeds (new HTML, new warnings); 11: each
-# file's layout.
-_FORMAT = 11
+# file's layout; 12: a marker on the next line of a paragraph starts a block, a title
+# heading over the first question names the deck.
+_FORMAT = 12
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from anki_genai.blocks import marker_lines
 from anki_genai.errors import Diagnostic, Severity, SourceLocation
 from anki_genai.furniture import is_furniture, is_furniture_heading, is_link_list
 from anki_genai.markers import (
@@ -149,6 +150,13 @@ _EXPLICIT = (Layout.MARKERS, Layout.SUMMARY, Layout.LINES)
 
 def find_pairs(blocks: Sequence[Block], path: Path, options: ParseOptions) -> PairBuilder:
     """Walk `blocks` in each candidate layout; keep the first walk that gives a card."""
+    words = QUESTION_WORDS + options.question_words + ANSWER_WORDS + options.answer_words
+    # `Q: …` and `A: …` lines in one paragraph are one pair of the lines layout already.
+    blocks = [
+        part
+        for block in blocks
+        for part in (marker_lines(block, words) if qa_lines(block) is None else (block,))
+    ]
     questions = question_headings(blocks)
     walks = []
     for layout in candidate_layouts(blocks, options):
