@@ -314,3 +314,36 @@ def trim(tokens: list[Token]) -> tuple[Token, ...]:
     while tokens and edge(tokens[0]):
         tokens = tokens[1:]
     return tuple(tokens)
+
+
+class FirstHeading:
+    """Whether a file's first heading is its title (which names its deck)."""
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.level = 0
+        self.seen = 0
+        self.has_pair = False  # a pair opened before the second heading
+        self.asks = False  # the first heading is itself a question
+        self.has_peer = False  # a later heading as high as the first
+
+    def heading(self, text: str, level: int) -> None:
+        if self.text is None:
+            self.text, self.level = text, level
+        elif level <= self.level:
+            self.has_peer = True
+        self.seen += 1
+
+    def pair_opened(self, asked_by_heading: bool) -> None:
+        if self.seen == 1:
+            self.has_pair = True
+            self.asks = self.asks or asked_by_heading
+
+    def title(self, layout: Layout | None) -> str | None:
+        """The first heading names the file unless it asks a question itself, or it is one
+        of several sections as high as it that hold questions directly (`# TCP`, `# UDP`).
+        Only marker files read a lone heading over their questions as the title: files of
+        other layouts already built kept their file name as deck, and keep it."""
+        alone = layout is Layout.MARKERS and not self.has_peer
+        sections = self.has_pair and not alone
+        return self.text if not self.asks and not sections else None

@@ -18,6 +18,7 @@ from anki_genai.markers import (
     ANSWER_WORDS,
     HEADING_NUMBER,
     QUESTION_WORDS,
+    FirstHeading,
     Layout,
     ParseOptions,
     answer_label,
@@ -80,12 +81,7 @@ class PairBuilder:
         self.used: set[int] = set()  # first lines of the blocks that went into a card
         self.cuts_reported: set[int] = set()  # lines too deeply nested, named in an error
         self._headings: list[tuple[int, str, int]] = []  # open sections: (level, name, line)
-        self._first_heading: str | None = None
-        self._headings_seen = 0
-        self._first_heading_has_pair = False  # a pair opened before the second heading
-        self._first_heading_asks = False  # the first heading is itself a question
-        self._first_heading_level = 0
-        self._first_heading_has_peer = False  # a later heading as high as the first
+        self._first_heading = FirstHeading()
         self._phase = _Phase.NONE
         self._question: list[Token] = []
         self._answer: list[Token] = []
@@ -278,11 +274,7 @@ class PairBuilder:
         self._close()
         self._loose = []
         text = heading_text(block)
-        if self._first_heading is None:
-            self._first_heading, self._first_heading_level = text, level
-        elif level <= self._first_heading_level:
-            self._first_heading_has_peer = True
-        self._headings_seen += 1
+        self._first_heading.heading(text, level)
         while self._headings and self._headings[-1][0] >= level:
             self._headings.pop()
         name = HEADING_NUMBER.sub("", text, count=1).strip() or text
@@ -315,9 +307,7 @@ class PairBuilder:
         self._context = context
         self._location = SourceLocation(self.path, block.line)
         self._pair_id, self._pending_id = self._pending_id, None
-        if self._headings_seen == 1:
-            self._first_heading_has_pair = True
-            self._first_heading_asks = self._first_heading_asks or block.heading_level is not None
+        self._first_heading.pair_opened(asked_by_heading=block.heading_level is not None)
 
     def _add(self, block: Block, tokens: list[Token]) -> None:
         tokens.extend(block.tokens)
@@ -395,11 +385,4 @@ class PairBuilder:
 
     def finish(self) -> None:
         self._close()
-        # The first heading names the file unless it asks a question itself, or it is one
-        # of several sections as high as it that hold questions directly (`# TCP`, `# UDP`).
-        # Only marker files read a lone heading over their questions as the title: files of
-        # other layouts already built kept their file name as deck, and keep it.
-        alone = self.layout is Layout.MARKERS and not self._first_heading_has_peer
-        sections = self._first_heading_has_pair and not alone
-        if not self._first_heading_asks and not sections:
-            self.title = self._first_heading
+        self.title = self._first_heading.title(self.layout)
