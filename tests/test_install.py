@@ -26,6 +26,21 @@ def _git(*args: str | Path, cwd: Path) -> None:
     )
 
 
+def _run(
+    command: list[str | Path], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`command` as its own process, its output kept; installs may take minutes."""
+    return subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
 def _tool_repository(into: Path) -> Path:
     """This working tree's package files as a git repository at one commit, the way
     pre-commit fetches a hook repository."""
@@ -60,15 +75,7 @@ def test_pre_commit_hook_fails_on_a_broken_pair_and_passes_on_a_good_one(
     command = [sys.executable, "-m", "pre_commit", "try-repo", tool, "anki-genai-check"]
 
     def hook() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*map(str, command), "--all-files"],
-            cwd=notes,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
+        return _run([*command, "--all-files"], notes, env)
 
     failed = hook()
     assert failed.returncode == 1, failed.stdout + failed.stderr
@@ -105,15 +112,7 @@ def _clean_shell(command: str, cwd: Path, home: Path) -> subprocess.CompletedPro
     """`command` in bash with nothing of this test run's environment but PATH."""
     env = {"PATH": os.defpath + ":" + str(Path(sys.executable).parent), "HOME": str(home)}
     env["PATH"] = ":".join(p for p in env["PATH"].split(":") if ".venv" not in p)
-    return subprocess.run(
-        ["bash", "-c", command],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    return _run(["bash", "-c", command], cwd, env)
 
 
 @pytest.mark.slow
@@ -151,27 +150,12 @@ def test_pipx_install_puts_a_working_command_on_the_path(tmp_path: Path) -> None
         "PIPX_BIN_DIR": str(bin_dir),
         "PIPX_MAN_DIR": str(tmp_path / "man"),
     }
-    installed = subprocess.run(
-        [sys.executable, "-m", "pipx", "install", "."],
-        cwd=tool,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    installed = _run([sys.executable, "-m", "pipx", "install", "."], tool, env)
     assert installed.returncode == 0, installed.stdout + installed.stderr
 
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "net.md").write_text(GOOD, "utf-8")
-    built = subprocess.run(
-        [str(bin_dir / "anki-genai"), "build", "net.md", "-o", str(tmp_path / "out")],
-        cwd=notes,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    built = _run([bin_dir / "anki-genai", "build", "net.md", "-o", tmp_path / "out"], notes)
     assert built.returncode == 0, built.stdout + built.stderr
     assert "1 note" in built.stdout and (tmp_path / "out" / "网络.apkg").is_file()

@@ -121,75 +121,76 @@ class Snapshot:
         return listing - dirs == set(self.files) and self._take() == self.files
 
 
-def _failed_with(result: subprocess.CompletedProcess[str], line: str) -> None:
+def _built_and_edited(source: Path, output: Path) -> Snapshot:
+    """Build once, edit a note so that the next build must write, and snapshot both."""
+    assert _cli("build", source, "-o", output).returncode == 0
+    _edit(source)
+    return Snapshot(source, output)
+
+
+def _failed_leaving(before: Snapshot, result: subprocess.CompletedProcess[str], line: str) -> None:
+    """The build failed with `line` alone, exit 1, and left every file as it was."""
     assert "Traceback" not in result.stderr, result.stderr
     assert result.stderr == f"Error: {line}\n"
     assert result.returncode == 1
+    assert before.unchanged()
 
 
 def test_a_full_disk_under_the_output(tmp_path: Path, small_disk: Path) -> None:
     source, output = _project(tmp_path), small_disk / "build"
-    assert _cli("build", source, "-o", output).returncode == 0
-    _edit(source)
-    before = Snapshot(source, output)
+    before = _built_and_edited(source, output)
     _fill(small_disk)
     result = _cli("build", source, "-o", output)
-    _failed_with(
+    _failed_leaving(
+        before,
         result,
         f"{output / PACKAGE_NAME}: cannot write the package: the disk is full; "
         "free some space on it and build again",
     )
-    assert before.unchanged()
 
 
 def test_a_full_disk_under_the_sources(tmp_path: Path, small_disk: Path) -> None:
     source, output = _project(small_disk), tmp_path / "build"
-    assert _cli("build", source, "-o", output).returncode == 0
-    _edit(source)
-    before = Snapshot(source, output)
+    before = _built_and_edited(source, output)
     _fill(small_disk)
     result = _cli("build", source, "-o", output)
-    _failed_with(
+    _failed_leaving(
+        before,
         result,
         f"{source / STATE_FILE_NAME}: cannot write the state file: the disk is full; "
         "free some space on it and build again",
     )
-    assert before.unchanged()
 
 
 def test_a_file_size_limit(tmp_path: Path) -> None:
     """Past `ulimit -f` the build is not killed by SIGXFSZ: the write fails, and says so."""
     source, output = _project(tmp_path), tmp_path / "build"
-    assert _cli("build", source, "-o", output).returncode == 0
-    _edit(source)
-    before = Snapshot(source, output)
+    before = _built_and_edited(source, output)
     limit = 16 * 1024  # the state and its backup fit; the package's collection does not
 
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     result = _cli("build", source, "-o", output, preexec=limited)
-    _failed_with(
+    _failed_leaving(
+        before,
         result,
         f"{output / PACKAGE_NAME}: cannot write the package: the file-size limit is reached; "
         "raise the limit (ulimit -f) and build again",
     )
-    assert before.unchanged()
 
 
 def test_a_read_only_output_folder(tmp_path: Path) -> None:
     source, output = _project(tmp_path), tmp_path / "build"
-    assert _cli("build", source, "-o", output).returncode == 0
-    _edit(source)
-    before = Snapshot(source, output)
+    before = _built_and_edited(source, output)
     with _read_only(output):
         result = _cli("build", source, "-o", output)
-    _failed_with(
+    _failed_leaving(
+        before,
         result,
         f"{output / PACKAGE_NAME}: cannot write the package: the file system is read-only; "
         "choose another output with -o",
     )
-    assert before.unchanged()
 
 
 def test_read_only_sources_build_when_the_state_needs_no_change(tmp_path: Path) -> None:
@@ -210,18 +211,16 @@ def test_read_only_sources_build_when_the_state_needs_no_change(tmp_path: Path) 
 def test_read_only_sources_whose_state_must_change(tmp_path: Path) -> None:
     """The state that cannot be saved is named before the package is touched."""
     source, output = _project(tmp_path), tmp_path / "build"
-    assert _cli("build", source, "-o", output).returncode == 0
-    _edit(source)
-    before = Snapshot(source, output)
+    before = _built_and_edited(source, output)
     with _read_only(source):
         result = _cli("build", source, "-o", output)
-    _failed_with(
+    _failed_leaving(
+        before,
         result,
         f"{source / STATE_FILE_NAME}: cannot write the state file: the file system is "
         f"read-only; make {source} writable: the state file, which keeps each note's "
         "identity, lives beside the sources",
     )
-    assert before.unchanged()
 
 
 def _without_dac_override() -> tuple[str, ...]:
@@ -234,39 +233,35 @@ def _without_dac_override() -> tuple[str, ...]:
 
 def test_permission_denied_for_the_output(tmp_path: Path) -> None:
     source, output = _project(tmp_path), tmp_path / "build"
-    assert _cli("build", source, "-o", output).returncode == 0
-    _edit(source)
-    before = Snapshot(source, output)
+    before = _built_and_edited(source, output)
     output.chmod(0o555)
     try:
         result = _cli("build", source, "-o", output, prefix=_without_dac_override())
     finally:
         output.chmod(0o755)
-    _failed_with(
+    _failed_leaving(
+        before,
         result,
         f"{output / PACKAGE_NAME}: cannot write the package: permission denied; "
         "choose another output with -o",
     )
-    assert before.unchanged()
 
 
 def test_permission_denied_for_the_state(tmp_path: Path) -> None:
     source, output = _project(tmp_path), tmp_path / "build"
-    assert _cli("build", source, "-o", output).returncode == 0
-    _edit(source)
-    before = Snapshot(source, output)
+    before = _built_and_edited(source, output)
     source.chmod(0o555)
     try:
         result = _cli("build", source, "-o", output, prefix=_without_dac_override())
     finally:
         source.chmod(0o755)
-    _failed_with(
+    _failed_leaving(
+        before,
         result,
         f"{source / STATE_FILE_NAME}: cannot write the state file: permission denied; "
         f"make {source} writable: the state file, which keeps each note's identity, "
         "lives beside the sources",
     )
-    assert before.unchanged()
 
 
 @pytest.mark.parametrize(
@@ -368,10 +363,10 @@ def test_forget_removed_on_read_only_sources(tmp_path: Path) -> None:
     before = Snapshot(source, output)
     with _read_only(source):
         result = _cli("forget-removed", source)
-    _failed_with(
+    _failed_leaving(
+        before,
         result,
         f"{source / STATE_FILE_NAME}: cannot write the state file: the file system is "
         f"read-only; make {source} writable: the state file, which keeps each note's "
         "identity, lives beside the sources",
     )
-    assert before.unchanged()
