@@ -13,6 +13,9 @@ from click.testing import CliRunner, Result
 
 from anki_genai.cli import main
 
+# A valid one-pair note, for tests that need sources which build.
+GOOD = "# 网络\n\n## TCP\n\n**题目：** TCP 是什么？\n\n**答案：** 传输控制协议。\n"
+
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "source" / "生图AI-DALL·E2与Imagen.md"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -151,3 +154,11 @@ def state_notes(path: Path) -> dict[str, dict[str, object]]:
 def only_package(root: Path) -> Path:
     (package,) = (root / "build").glob("*.apkg")
     return package
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> Path:
+    folder = tmp_path / "source"
+    folder.mkdir()
+    (folder / "good.md").write_text(GOOD, encoding="utf-8")
+    return folder

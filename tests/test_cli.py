@@ -10,21 +10,12 @@ import pytest
 
 from anki_genai import workers as workers_module
 from anki_genai.cli import main
-from tests.conftest import AnkiCollection, run_cli
+from tests.conftest import GOOD, AnkiCollection, run_cli
 
-GOOD = "# 网络\n\n## TCP\n\n**题目：** TCP 是什么？\n\n**答案：** 传输控制协议。\n"
 BROKEN = (
     "# 草稿\n\n## A\n\n**题目：** 没有答案？\n\n"
     "## B\n\n**题目：** 图片？\n\n**答案：** ![x](nope.png)\n"
 )
-
-
-@pytest.fixture
-def sources(tmp_path: Path) -> Path:
-    folder = tmp_path / "source"
-    folder.mkdir()
-    (folder / "good.md").write_text(GOOD, encoding="utf-8")
-    return folder
 
 
 def test_check_on_clean_sources_exits_zero(sources: Path) -> None:

@@ -15,9 +15,8 @@ import pytest
 from anki_genai.cli import main
 from anki_genai.parse import Layout
 from anki_genai.statefile import STATE_FILE_NAME
-from tests.conftest import run_cli
+from tests.conftest import GOOD, run_cli
 
-GOOD = "# 网络\n\n## TCP\n\n**题目：** TCP 是什么？\n\n**答案：** 传输控制协议。\n"
 BROKEN = "# 草稿\n\n## A\n\n**题目：** 没有答案？\n"
 COMMANDS = ("build", "check", "preview", "forget-removed")
 
@@ -139,14 +138,6 @@ def test_json_output_is_utf_8_text_whatever_the_locale(command: str, tmp_path: P
     assert "question has no answer; add an answer marker (**答案：**) below it" in text
     assert "\\u" not in text
     assert json.loads(text)["diagnostics"][0]["line"] == 11
-
-
-@pytest.fixture
-def sources(tmp_path: Path) -> Path:
-    folder = tmp_path / "source"
-    folder.mkdir()
-    (folder / "good.md").write_text(GOOD, encoding="utf-8")
-    return folder
 
 
 @pytest.mark.parametrize(

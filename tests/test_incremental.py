@@ -101,6 +101,27 @@ SCENARIOS: dict[str, tuple[list[Edit], bool]] = {
 }
 
 
+def _edit_and_rebuild_both(
+    tmp_path: Path,
+    quick: Path,
+    full: Path,
+    edit: Edit,
+    fixed_clock: list[float],
+    taken: list[bool],
+) -> None:
+    """Copy the quick project (sources, state, package) to a fresh full one with no cache,
+    make the same `edit` in both, and rebuild both a little later."""
+    shutil.rmtree(full.parent, ignore_errors=True)
+    shutil.copytree(quick, full)
+    shutil.copyfile(tmp_path / "quick" / "out.apkg", tmp_path / "full" / "out.apkg")
+    for source in (quick, full):
+        edit(source)
+    fixed_clock[0] += 100
+    taken.clear()
+    _build(quick, tmp_path / "quick" / "out.apkg")
+    _build(full, tmp_path / "full" / "out.apkg")
+
+
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_rebuild_of_changed_files_equals_full_build(
     name: str, tmp_path: Path, fixed_clock: list[float], monkeypatch: pytest.MonkeyPatch
@@ -123,15 +144,7 @@ def test_rebuild_of_changed_files_equals_full_build(
     for edit in edits:
         # The full build starts from the same sources, state and package, with no cache:
         # it matches every file.
-        shutil.rmtree(full.parent, ignore_errors=True)
-        shutil.copytree(quick, full)
-        shutil.copyfile(tmp_path / "quick" / "out.apkg", tmp_path / "full" / "out.apkg")
-        for source in (quick, full):
-            edit(source)
-        fixed_clock[0] += 100
-        taken.clear()
-        _build(quick, tmp_path / "quick" / "out.apkg")
-        _build(full, tmp_path / "full" / "out.apkg")
+        _edit_and_rebuild_both(tmp_path, quick, full, edit, fixed_clock, taken)
         assert taken[:1] == [shortcut] or (not shortcut and taken[:1] in ([], [False]))
         state = statefile.STATE_FILE_NAME
         assert (quick / state).read_bytes() == (full / state).read_bytes()
@@ -320,15 +333,7 @@ def _rebuilds_equal_full_builds(
     monkeypatch.setattr(incremental, "plan_delta", spy)
     shortcuts = []
     for edit in edits:
-        shutil.rmtree(full.parent, ignore_errors=True)
-        shutil.copytree(quick, full)
-        shutil.copyfile(tmp_path / "quick" / "out.apkg", tmp_path / "full" / "out.apkg")
-        for source in (quick, full):
-            edit(source)
-        fixed_clock[0] += 100
-        taken.clear()
-        _build(quick, tmp_path / "quick" / "out.apkg")
-        _build(full, tmp_path / "full" / "out.apkg")
+        _edit_and_rebuild_both(tmp_path, quick, full, edit, fixed_clock, taken)
         shortcuts.append(taken[:1] == [True])
         state = statefile.STATE_FILE_NAME
         assert (quick / state).read_bytes() == (full / state).read_bytes()

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import GOOD
+
 REPO = Path(__file__).resolve().parent.parent
-GOOD = "# 网络\n\n## TCP\n\n**题目：** TCP 是什么？\n\n**答案：** 传输控制协议。\n"
 BROKEN = "# 草稿\n\n## A\n\n**题目：** 没有答案？\n"
 # What a package of the tool is made of (the rest of the repository is not installed).
 PACKAGED = ("src", "pyproject.toml", "README.md", ".pre-commit-hooks.yaml")
