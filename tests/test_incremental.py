@@ -101,6 +101,20 @@ SCENARIOS: dict[str, tuple[list[Edit], bool]] = {
 }
 
 
+def _shortcuts_taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """A list that records, for each rebuild from now on, whether it took the shortcut."""
+    taken: list[bool] = []
+    real_plan_delta = incremental.plan_delta
+
+    def spy(*args: object, **kwargs: object) -> object:
+        delta = real_plan_delta(*args, **kwargs)  # type: ignore[arg-type]
+        taken.append(delta is not None)
+        return delta
+
+    monkeypatch.setattr(incremental, "plan_delta", spy)
+    return taken
+
+
 def _edit_and_rebuild_both(
     tmp_path: Path,
     quick: Path,
@@ -132,15 +146,7 @@ def test_rebuild_of_changed_files_equals_full_build(
     quick, full = tmp_path / "quick" / "source", tmp_path / "full" / "source"
     _write_corpus(quick)
     _build(quick, tmp_path / "quick" / "out.apkg")
-    taken: list[bool] = []
-    real_plan_delta = incremental.plan_delta
-
-    def spy(*args: object, **kwargs: object) -> object:
-        delta = real_plan_delta(*args, **kwargs)  # type: ignore[arg-type]
-        taken.append(delta is not None)
-        return delta
-
-    monkeypatch.setattr(incremental, "plan_delta", spy)
+    taken = _shortcuts_taken(monkeypatch)
     for edit in edits:
         # The full build starts from the same sources, state and package, with no cache:
         # it matches every file.
@@ -322,15 +328,7 @@ def _rebuilds_equal_full_builds(
     whether each rebuild took the shortcut."""
     quick = tmp_path / "quick" / "source"
     full = tmp_path / "full" / "source"
-    taken: list[bool] = []
-    real_plan_delta = incremental.plan_delta
-
-    def spy(*args: object, **kwargs: object) -> object:
-        delta = real_plan_delta(*args, **kwargs)  # type: ignore[arg-type]
-        taken.append(delta is not None)
-        return delta
-
-    monkeypatch.setattr(incremental, "plan_delta", spy)
+    taken = _shortcuts_taken(monkeypatch)
     shortcuts = []
     for edit in edits:
         _edit_and_rebuild_both(tmp_path, quick, full, edit, fixed_clock, taken)

@@ -214,7 +214,7 @@ def test_check_of_sources_without_any_card_fails_and_v_shows_each_layout(
     (source / "prose.md").write_text("# Diary\n\nA day without questions.\n", encoding="utf-8")
     empty = run_cli("check", source)
     assert empty.exit_code == 1
-    assert "no cards in 1 file" in empty.stderr
+    assert f"Error: {source}: no cards in 1 file. `anki-genai check -v" in empty.stderr
 
 
 @pytest.mark.parametrize(

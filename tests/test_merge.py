@@ -85,6 +85,17 @@ class Repo:
     def branch(self, name: str, start: str = "main") -> None:
         _git(self.root, "checkout", "-q", "-b", name, start)
 
+    def built_branch(
+        self, name: str, files: dict[str, str], start: str = "main"
+    ) -> dict[str, dict[str, object]]:
+        """On a new branch from `start`: write `files`, build, commit; its state's notes."""
+        self.branch(name, start)
+        for file, text in files.items():
+            self.write(file, text)
+        self.build()
+        self.commit(f"{name} notes")
+        return state_notes(self.state)
+
     def checkout(self, name: str) -> None:
         _git(self.root, "checkout", "-q", name)
 
@@ -143,16 +154,8 @@ def test_branches_adding_notes_in_different_files_merge_without_conflict(
     history = _base(repo, anki)
     base = set(state_notes(repo.state))
     edited = _edit_in_anki(anki, "模型的第2个问题？", "手机上改过的答案")
-    repo.branch("go")
-    repo.write("go.md", "# 协程\n\n" + _pairs("协程", range(1, 4)))
-    repo.build()
-    repo.commit("go notes")
-    go = state_notes(repo.state)
-    repo.branch("rust")
-    repo.write("rust.md", "# 所有权\n\n" + _pairs("所有权", range(1, 4)))
-    repo.build()
-    repo.commit("rust notes")
-    rust = state_notes(repo.state)
+    go = repo.built_branch("go", {"go.md": "# 协程\n\n" + _pairs("协程", range(1, 4))})
+    rust = repo.built_branch("rust", {"rust.md": "# 所有权\n\n" + _pairs("所有权", range(1, 4))})
     assert not _new_lines_share_a_gap(base, set(go), set(rust))
 
     repo.checkout("main")
@@ -182,16 +185,10 @@ def test_branches_adding_notes_in_the_same_file_merge_without_conflict(
     history = _base(repo, anki)
     base = set(state_notes(repo.state))
     faq = (repo.notes / "faq.md").read_text(encoding="utf-8")
-    repo.branch("early")
-    repo.write("faq.md", faq.replace("## 3. ", _pairs("早期", range(1, 4)) + "## 3. "))
-    repo.build()
-    repo.commit("early notes")
-    early = state_notes(repo.state)
-    repo.branch("late", "main")
-    repo.write("faq.md", faq + _pairs("后期", range(1, 4)))
-    repo.build()
-    repo.commit("late notes")
-    late = state_notes(repo.state)
+    early = repo.built_branch(
+        "early", {"faq.md": faq.replace("## 3. ", _pairs("早期", range(1, 4)) + "## 3. ")}
+    )
+    late = repo.built_branch("late", {"faq.md": faq + _pairs("后期", range(1, 4))})
     assert not _new_lines_share_a_gap(base, set(early), set(late))
 
     repo.checkout("main")

@@ -103,7 +103,7 @@ def build(
             return unchanged
         in_cache = memo is None and not options.dry_run  # cards' HTML waits there, not in memory
         result = rebuild.changed_only(
-            options, cache, sources, state_path, state_data, progress, collect,
+            options, cache, sources, state_path, state_data, state_digest, progress, collect,
             html_in_cache=in_cache, workers=workers,
         )  # fmt: skip
         if result is None:
@@ -268,7 +268,7 @@ def _read_sources(options: BuildOptions, known: Mapping[str, KnownKey] | None = 
 
 
 def _read_state_bytes(path: Path) -> bytes | None:
-    """The state file's bytes, or None when there is none to read (as `file_digest`)."""
+    """The state file's bytes, or None when there is none to read."""
     try:
         return path.read_bytes()
     except OSError:

@@ -90,11 +90,16 @@ class NoCardsError(AnkiGenaiError):
     """The sources give no card at all: most likely a layout the parser did not find."""
 
     def __init__(
-        self, sources: tuple[Path, ...], files: int, diagnostics: tuple[Diagnostic, ...] = ()
+        self,
+        sources: tuple[Path, ...],
+        files: int,
+        diagnostics: tuple[Diagnostic, ...] = (),
+        built: bool = True,  # `check` writes nothing anyway, and does not say so
     ) -> None:
         named = " ".join(str(s) for s in sources)
+        written = "; nothing written" if built else ""
         super().__init__(
-            f"{named}: no cards in {files} file{'' if files == 1 else 's'}; nothing written. "
+            f"{named}: no cards in {files} file{'' if files == 1 else 's'}{written}. "
             f"`anki-genai check -v {named}` shows the layout each file was read in; mark "
             "questions and answers (**题目：** … **答案：** …, or Q: … A: …), or choose one "
             "with --layout"

@@ -24,7 +24,6 @@ never that, and only the version 2 layout is edited in place (`statetext`).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -83,6 +82,7 @@ def split(
     inputs: str,
     sources: Sources,
     state_data: bytes,
+    state_digest: str,
 ) -> Split | None:
     """The files to match again, or None when this build must match every file."""
     if record is None or record.inputs != inputs:
@@ -101,7 +101,7 @@ def split(
         changed.append(index)
     if not unchanged:
         return None
-    if hashlib.sha256(state_data).hexdigest() != record.state_digest:
+    if state_digest != record.state_digest:
         return None
     text = StateText.parse(state_data)
     if text is None:
@@ -198,7 +198,7 @@ def plan_delta(
     candidates = plan.candidates_of(cards)
     state = State(previous, note_type_digest, note_type_mod, project)
     matched = identity.assign_identities(candidates, state, now, reserved=elsewhere)
-    tombstones = plan._tombstones(matched, package_path)  # as a full build makes them
+    tombstones = plan.make_tombstones(matched, package_path)  # as a full build makes them
     new_state = identity.updated_state(
         candidates, matched, tombstones, note_type_digest, note_type_mod
     )
@@ -208,7 +208,7 @@ def plan_delta(
         if a.status is Status.UNCHANGED and previous[a.guid].file != card.source_file
     )
     packaged = replace(
-        plan._packaged(cards, matched, tombstones, new_state, package_path), moved=moved
+        plan.packaged_plan(cards, matched, tombstones, new_state, package_path), moved=moved
     )
     state_text = (
         None if new_state.notes == previous else text.replaced(set(replaced), new_state.notes)

@@ -110,7 +110,7 @@ def plan_notes(
     outside = {**outside, **waiting}
     note_type_digest = notetype.note_type_digest()
     note_type_mod = state.note_type_mod if state.note_type_digest == note_type_digest else now
-    tombstones = _tombstones(matched, package_path)
+    tombstones = make_tombstones(matched, package_path)
     new_state = identity.updated_state(
         candidates, matched, tombstones, note_type_digest, note_type_mod
     )
@@ -124,7 +124,7 @@ def plan_notes(
         for card, a in zip(cards, matched.assignments, strict=True)
         if a.status is Status.UNCHANGED and state.notes[a.guid].file != card.source_file
     )
-    plan = _packaged(cards, matched, tombstones, new_state, package_path)
+    plan = packaged_plan(cards, matched, tombstones, new_state, package_path)
     return replace(plan, notes=(*plan.notes, *kept), moved=moved, kept_notes=len(kept))
 
 
@@ -153,7 +153,7 @@ def hold_broken(
     return held, waiting
 
 
-def _packaged(
+def packaged_plan(
     cards: Sequence[Card],
     matched: IdentityPlan,
     tombstones: Sequence[NoteRecord],
@@ -216,7 +216,7 @@ def as_last_packaged(
     return tuple(carried)
 
 
-def _tombstones(matched: IdentityPlan, previous_package: Path) -> list[NoteRecord]:
+def make_tombstones(matched: IdentityPlan, previous_package: Path) -> list[NoteRecord]:
     """Give every removed note the content and deck it last had in Anki."""
     fresh = set(matched.newly_removed)
     previous: Mapping[str, package.PackagedContent] = (

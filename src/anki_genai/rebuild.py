@@ -43,6 +43,7 @@ def changed_only(
     sources: Sources,
     state_path: Path,
     state_data: bytes | None,
+    state_digest: str | None,
     progress: Progress | None,
     collect: Collect,
     **reading: object,
@@ -53,10 +54,10 @@ def changed_only(
     merged into, set right on reading (repeated GUIDs) or lost and restored is not that file,
     so such a build always goes the full way.
     """
-    if options.dry_run or state_data is None:
+    if options.dry_run or state_data is None or state_digest is None:
         return None
     inputs = inputs_of(options, cache)
-    parts = _split(cache, inputs, sources, state_data)
+    parts = _split(cache, inputs, sources, state_data, state_digest)
     if parts is None:
         return None
     _announce(progress, sources, parts)
@@ -81,7 +82,6 @@ def changed_only(
     )  # fmt: skip
     if options.strict and result.diagnostics:
         raise StrictModeError(result.diagnostics)
-    state_digest = hashlib.sha256(state_data).hexdigest()
     written = _write(plan, delta, cache, state_path)
     if written is None:
         return None
@@ -127,7 +127,7 @@ def _write(
         if written is None:
             return None  # the staged state goes with the stack
         if written:
-            cache.remember_package(path, f"changed:{hashlib.sha256(os.urandom(16)).hexdigest()}")
+            cache.remember_package(path, f"changed:{os.urandom(16).hex()}")
         stage_state()  # not yet staged when the package stayed as it was
         if commit_state is not None:
             commit_state()
@@ -135,7 +135,7 @@ def _write(
 
 
 def _split(
-    cache: Cache, inputs: str, sources: Sources, state_data: bytes
+    cache: Cache, inputs: str, sources: Sources, state_data: bytes, state_digest: str
 ) -> incremental.Split | None:
     """The files this rebuild needs to match again, if the last build's record allows it."""
     record = incremental.load_record(cache)
@@ -143,7 +143,7 @@ def _split(
         return None
     if not cache.package_is_current(Path(record.package), str(cache.package.get("digest"))):
         return None
-    return incremental.split(record, inputs, sources, state_data)
+    return incremental.split(record, inputs, sources, state_data, state_digest)
 
 
 def _announce(progress: Progress | None, sources: Sources, parts: incremental.Split) -> None:

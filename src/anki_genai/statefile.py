@@ -16,7 +16,6 @@ version 1 (one JSON document, a line per note) are still read, and keep every GU
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -58,7 +57,6 @@ __all__ = [
     "State",
     "check_writable",
     "drop_tombstones",
-    "file_digest",
     "legacy_project_id",
     "load_state",
     "save_state",
@@ -344,11 +342,3 @@ def _record_from_json(entry: Mapping[str, Any], known: Mapping[str, str]) -> Not
         fields=tuple(str(f) for f in entry.get("fields", ())),
         tags=tuple(str(t) for t in entry.get("tags", ())),
     )
-
-
-def file_digest(path: Path) -> str | None:
-    """The digest of the state file's bytes, or None when there is none to read."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None

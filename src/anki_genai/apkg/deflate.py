@@ -23,8 +23,7 @@ if TYPE_CHECKING:  # concurrent.futures is slow to import, and only a large pack
 
 SEGMENT_SIZE = 256 * 1024  # 1 in 10 changes when one file of 200 (10,000 notes) is edited
 _LEVEL = 1  # nearly the size of the default level, in a third of the time
-_FINAL_BLOCK = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15).flush()  # empty, marked last
-FINAL_BLOCK = _FINAL_BLOCK
+FINAL_BLOCK = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15).flush()  # empty, marked last
 THREADS = 4  # at most; each deflates one segment at a time
 _PENDING = 2 * THREADS  # segments in flight at once: bounds the memory they take
 
@@ -41,12 +40,10 @@ class Segment:
     check: int = 0  # Adler-32 of the deflated bytes: a quicker check when copied whole
 
 
-def _digest(data: bytes) -> bytes:
+def segment_key(data: bytes) -> bytes:
+    """What a segment is known by: the digest of its bytes."""
     # SHA-256 rather than BLAKE2: processors' SHA extensions make it three times faster here.
     return hashlib.sha256(data).digest()[:16]
-
-
-segment_key = _digest  # what a segment is known by: the digest of its bytes
 
 
 class SegmentedDeflater:
@@ -75,7 +72,7 @@ class SegmentedDeflater:
         self.reused = 0
 
     def compress(self, data: bytes) -> bytes:
-        key = _digest(data)
+        key = segment_key(data)
         self.order.append(key)
         self._plain[key] = (zlib.crc32(data), len(data))
         deflated = self._reuse(key)
@@ -89,7 +86,7 @@ class SegmentedDeflater:
         return self._drain(_PENDING)
 
     def flush(self) -> bytes:
-        return self._drain(0) + _FINAL_BLOCK
+        return self._drain(0) + FINAL_BLOCK
 
     def _drain(self, limit: int) -> bytes:
         """The oldest segments, in order, until at most `limit` are still in flight."""
@@ -109,7 +106,7 @@ class SegmentedDeflater:
 
     def _keep_record(self, key: bytes, deflated: bytes) -> None:
         assert self._record is not None
-        digest = _digest(deflated)
+        digest = segment_key(deflated)
         crc, size = self._plain[key]
         try:
             offset = self._record.tell()
@@ -127,7 +124,7 @@ class SegmentedDeflater:
             return None
         self._previous.seek(segment.offset)
         deflated = self._previous.read(segment.length)
-        if _digest(deflated) != segment.digest:
+        if segment_key(deflated) != segment.digest:
             return None  # damaged since: deflate it again
         return deflated
 

@@ -116,6 +116,7 @@ def _write_zip(
 ) -> None:
     """The package: the collection from its deflated segments, then the media."""
     entries: list[tuple[str, int, int, int, int]] = []  # name, crc, sizes, header offset
+    stamp = _dos_time()  # one time for every entry, as zipfile gives a file written at once
     crc, size = 0, 0
     for key in order:
         segment = segments[key]
@@ -123,7 +124,7 @@ def _write_zip(
         size += segment.size
     packed = sum(segments[key].length for key in order) + len(deflate.FINAL_BLOCK)
     entries.append(("collection.anki2", crc, packed, size, handle.tell()))
-    handle.write(_local_header("collection.anki2", crc, packed, size))
+    handle.write(_local_header("collection.anki2", crc, packed, size, stamp))
     with (
         kept.segments_path.open("rb") as source,
         kept.collection_path.open("rb") as collection,
@@ -150,11 +151,11 @@ def _write_zip(
         deflated = compressor.compress(data) + compressor.flush()
         crc = zlib.crc32(data)
         entries.append((name, crc, len(deflated), len(data), handle.tell()))
-        handle.write(_local_header(name, crc, len(deflated), len(data)))
+        handle.write(_local_header(name, crc, len(deflated), len(data), stamp))
         handle.write(deflated)
     directory = handle.tell()
     for name, crc, packed, size, offset in entries:
-        handle.write(_central_header(name, crc, packed, size, offset))
+        handle.write(_central_header(name, crc, packed, size, offset, stamp))
     end = handle.tell()
     handle.write(
         struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries), len(entries),
@@ -169,8 +170,8 @@ def _dos_time() -> tuple[int, int]:
     )
 
 
-def _local_header(name: str, crc: int, packed: int, size: int) -> bytes:
-    clock, date = _dos_time()
+def _local_header(name: str, crc: int, packed: int, size: int, stamp: tuple[int, int]) -> bytes:
+    clock, date = stamp
     encoded = name.encode()
     return (
         struct.pack(
@@ -180,8 +181,10 @@ def _local_header(name: str, crc: int, packed: int, size: int) -> bytes:
     )
 
 
-def _central_header(name: str, crc: int, packed: int, size: int, offset: int) -> bytes:
-    clock, date = _dos_time()
+def _central_header(
+    name: str, crc: int, packed: int, size: int, offset: int, stamp: tuple[int, int]
+) -> bytes:
+    clock, date = stamp
     encoded = name.encode()
     return struct.pack(
         "<4s6H3L5H2L", b"PK\x01\x02", (3 << 8) | 20, 20, 0, 8, clock, date, crc, packed, size,

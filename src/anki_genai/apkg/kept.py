@@ -70,7 +70,7 @@ class KeptCollection:
     def open_segments(self) -> Iterator[IO[bytes] | None]:
         """The kept segments file, open for reading; None if it is gone."""
         try:
-            handle = (self.folder / _KEPT_SEGMENTS).open("rb")
+            handle = (self.segments_path).open("rb")
         except OSError:
             yield None
             return
@@ -88,8 +88,8 @@ class KeptCollection:
         """Copy the kept collection to `collection` and bring it to `held` (every note's
         content by GUID), writing `notes` where the kept one differs; None on failure."""
         try:
-            shutil.copyfile(self.folder / _KEPT_COLLECTION, collection)
-            if file_stat(self.folder / _KEPT_COLLECTION) != self.stat:
+            shutil.copyfile(self.collection_path, collection)
+            if file_stat(self.collection_path) != self.stat:
                 return None  # replaced meanwhile, by a build into the same folder
             db = sqlite3.connect(collection)
             try:
@@ -163,7 +163,7 @@ class KeptCollection:
         record of which parts of a large collection changed, short of comparing them all.
         Until `keep_in_place` writes its index again the collection is not trusted.
         """
-        path = self.folder / _KEPT_COLLECTION
+        path = self.collection_path
         log = path.with_name(path.name + "-wal")
         try:
             (self.folder / _KEPT_INDEX).unlink()
@@ -203,10 +203,10 @@ class KeptCollection:
         with contextlib.suppress(OSError):
             index: dict[str, object] = {
                 "format": _kept_format(self.writer),
-                "stat": file_stat(self.folder / _KEPT_COLLECTION),
+                "stat": file_stat(self.collection_path),
                 "held": held,
                 "ids": note_ids,
-                "segments_stat": file_stat(self.folder / _KEPT_SEGMENTS),
+                "segments_stat": file_stat(self.segments_path),
                 "segments": _segment_lists(segments),
                 "order": order,
             }

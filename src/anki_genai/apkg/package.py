@@ -83,6 +83,10 @@ def write_package(
     collection = _temporary_file(path.parent, f".{path.name}.")
     segments: Path | None = None  # where this package's deflated segments are recorded
     record: IO[bytes] | None = None
+    media = {file.name: file for note in notes for file in note.media}
+    if unchanged is not None:
+        media.update((file.name, file) for file in unchanged.media)
+    shipped = sorted(media.values(), key=lambda f: f.name)
     try:
         held = {note.guid: what_note_holds(note) for note in notes}
         kept = KeptCollection.load(keep, writer) if keep is not None else None
@@ -97,10 +101,6 @@ def write_package(
             if wanted == kept.held:
                 return False
             held = wanted
-            files = {file.name: file for note in notes for file in note.media}
-            files.update((file.name, file) for file in unchanged.media)
-            shipped = sorted(files.values(), key=lambda f: f.name)
-            path.parent.mkdir(parents=True, exist_ok=True)
             done = inplace.write_patched(
                 kept, notes, unchanged.replaced, held, decks, note_type_mod, path, shipped,
                 before_replacing,
@@ -112,10 +112,6 @@ def write_package(
             if unchanged is not None:
                 return None
             note_ids = writer.new_collection(collection, notes, decks, note_type_mod)
-        media = {file.name: file for note in notes for file in note.media}
-        if unchanged is not None:
-            media.update((file.name, file) for file in unchanged.media)
-        shipped = sorted(media.values(), key=lambda f: f.name)
         with contextlib.ExitStack() as open_files:
             if keep is not None:
                 with contextlib.suppress(OSError):  # without it, the next package deflates all
