@@ -519,3 +519,22 @@ def test_edited_away_text_leaves_the_patched_package(
         collection = zf.read("collection.anki2")
     assert "已删".encode() in collection
     assert "机密口令甲乙丙".encode() not in collection
+
+
+def test_sources_are_found_in_path_order_and_each_once(tmp_path: Path) -> None:
+    """A folder's files come before a sibling file whose name extends the folder's (path
+    order, part by part); a file reached through a link is read once; hidden and build
+    folders are passed over."""
+    from anki_genai.sources import find_sources
+
+    for relative in ("a/b.md", "a-b.md", "a.md", "a/c/d.md", ".hidden/x.md", "build/y.md"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("**题目：** 问？\n\n**答案：** 答。\n", encoding="utf-8")
+    (tmp_path / "z.md").symlink_to(tmp_path / "a.md")
+    (tmp_path / "linked").symlink_to(tmp_path / "a", target_is_directory=True)
+
+    found, skipped = find_sources([tmp_path])
+
+    relatives = [path.relative_to(tmp_path).as_posix() for path in found]
+    assert relatives == ["a/b.md", "a/c/d.md", "a-b.md", "a.md"]
+    assert skipped == []

@@ -256,10 +256,11 @@ class Cache:
             for relative, (key, result) in self._fresh.items():
                 write_entry(self.folder, self.environment, relative, key, result)
             if self._keep is not None:
-                wanted = {Path(_entry_name(relative)).name for relative in self._keep}
-                for stale in files.iterdir():
-                    if stale.name not in wanted:
-                        stale.unlink()
+                # Names as strings: a large project has thousands of entries to look over.
+                wanted = {_entry_name(relative).rpartition("/")[2] for relative in self._keep}
+                for name in os.listdir(files):
+                    if name not in wanted:
+                        (files / name).unlink()
             if self._index_changed:
                 index = {
                     "environment": self.environment,

@@ -4,6 +4,7 @@ package goes."""
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
 import re
@@ -39,19 +40,23 @@ class FileJob:
 
     @property
     def options_key(self) -> str:
-        shape = (
-            self.relative,
-            self.root,
-            self.encoding,
-            self.parse,
-            self.deck_root,
-            self.single_file,
+        # repr((relative, root, encoding, parse, deck_root, single_file)), its shared tail
+        # written out once per build rather than once per file.
+        shared = _shared_options_repr(
+            self.root, self.encoding, self.parse, self.deck_root, self.single_file
         )
-        return repr(shape)
+        return f"({self.relative!r}, {shared}"
 
     def key(self, data: bytes) -> str:
         """What this file's cards depend on: its bytes and everything that shapes them."""
         return hashlib.sha256(self.options_key.encode() + b"\0" + data).hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_options_repr(
+    root: Path, encoding: str, parse: ParseOptions, deck_root: str | None, single_file: bool
+) -> str:
+    return repr((root, encoding, parse, deck_root, single_file))[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +120,28 @@ def read_sources(
     """
     root = source_root(paths)
     found, skipped = _find_sources(paths)
-    files = [path for path, _ in found]
+    files = [path for path, _, _ in found]
     single_file = len(files) == 1
     jobs: list[FileJob | SourceError] = []
     keys: list[str] = []
     stamps: dict[str, KnownKey] = {}
-    for path, real in found:
-        relative = real.relative_to(root).as_posix() if real.is_relative_to(root) else path.name
+    # Paths as strings, not pathlib's operations: a large project has thousands of files,
+    # and a rebuild that finds few of them changed spends most of its time here.
+    inside = str(root) if str(root).endswith(os.sep) else str(root) + os.sep
+    for path, real, stamp in found:
+        real_text = str(real)
+        relative = (
+            real_text[len(inside) :].replace(os.sep, "/")
+            if real_text.startswith(inside)
+            else path.name
+        )
         own = next((e for glob, e in encodings if fnmatch.fnmatch(relative, glob)), encoding)
-        job = FileJob(path, relative, 0, root, own, parse, deck, single_file)
+        size = stamp[0] if stamp is not None else 0
+        job = FileJob(path, relative, size, root, own, parse, deck, single_file)
         shape = hashlib.sha256(job.options_key.encode()).hexdigest()[:32]
-        stamp = _stamp(path)
         was = known.get(str(path)) if known is not None and stamp is not None else None
         if was is not None and was[0] == stamp and was[2] == shape and _quiet(stamp, was[1]):
-            jobs.append(replace(job, size=stamp[0]))
+            jobs.append(job)
             keys.append(was[3])
             stamps[str(path)] = was
             continue
@@ -195,53 +208,63 @@ def find_sources(sources: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]
     """Return every Markdown file in `sources`, as the user named them (folders are
     searched), and a warning for each one passed over because it is not a regular file."""
     found, skipped = _find_sources(sources)
-    return [path for path, _ in found], skipped
+    return [path for path, _, _ in found], skipped
 
 
 def _find_sources(
     sources: Sequence[Path],
-) -> tuple[list[tuple[Path, Path]], list[Diagnostic]]:
-    """As `find_sources`, each file with its real path."""
-    found: dict[Path, Path] = {}  # real path -> as named, so a file given twice is read once
-    real_folders: dict[Path, Path] = {}
+) -> tuple[list[tuple[Path, Path, Stamp | None]], list[Diagnostic]]:
+    """As `find_sources`, each file with its real path and its stamp (None: gone)."""
+    # real path -> as named, so a file given twice is read once
+    found: dict[Path, tuple[Path, Stamp | None]] = {}
+    real_folders: dict[str, Path] = {}
     skipped: list[Diagnostic] = []
     for source in sources:
         if not source.exists():
             raise SourceError("no such file or folder", source)
-        paths = sorted(_walk_markdown(source)) if source.is_dir() else [source]
-        if not paths:
+        if source.is_dir():
+            entries = sorted(_walk_markdown(source), key=lambda entry: entry[0].parts)
+        else:
+            entries = [(source, os.path.islink(source))]
+        if not entries:
             raise SourceError(
                 "no Markdown files (*.md) in this folder or below it; name the folder that "
                 "holds your notes",
                 source,
             )
-        for path in paths:
-            kind = _not_regular(path)
+        for path, is_link in entries:
+            try:
+                info: os.stat_result | None = os.stat(path)
+            except OSError:
+                info = None  # gone, or a broken link: reading it reports what is wrong
+            kind = _not_regular(info.st_mode) if info is not None else ""
             if kind:
                 # Reading a FIFO would wait forever for a writer; a device, read forever.
                 message = f"{kind}, not a regular file: skipped"
                 skipped.append(Diagnostic(SourceLocation(path, 1), message, Severity.WARNING))
-            else:
-                found.setdefault(_real_in(path, real_folders), path)
-    return [(path, real) for real, path in found.items()], skipped
+                continue
+            real = _real(path) if is_link else _real_in(path, real_folders)
+            stamp = (
+                (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+                if info is not None
+                else None
+            )
+            found.setdefault(real, (path, stamp))
+    return [(path, real, stamp) for real, (path, stamp) in found.items()], skipped
 
 
-def _real_in(path: Path, real_folders: dict[Path, Path]) -> Path:
-    """`_real(path)`, the real path of its folder found once for all the files in it."""
-    if os.path.islink(path):
-        return _real(path)
-    folder = real_folders.get(path.parent)
+def _real_in(path: Path, real_folders: dict[str, Path]) -> Path:
+    """`_real(path)` of a file that is not a link, the real path of its folder found once
+    for all the files in it."""
+    parent, _, name = str(path).rpartition(os.sep)
+    folder = real_folders.get(parent)
     if folder is None:
-        folder = real_folders[path.parent] = _real(path.parent)
-    return folder / path.name
+        folder = real_folders[parent] = _real(path.parent)
+    return folder / name
 
 
-def _not_regular(path: Path) -> str:
-    """What `path` is when it is not a regular file ("" when it is one, or is gone)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return ""  # reading it reports what is wrong
+def _not_regular(mode: int) -> str:
+    """What a file of `mode` is when it is not a regular file ("" when it is one)."""
     if stat.S_ISREG(mode):
         return ""
     if stat.S_ISFIFO(mode):
@@ -253,20 +276,32 @@ def _not_regular(path: Path) -> str:
     return "a folder" if stat.S_ISDIR(mode) else "a special file"
 
 
-def _walk_markdown(folder: Path) -> Iterator[Path]:
-    def unreadable(error: OSError) -> None:
-        raise SourceError(
-            f"cannot read the folder: {error.strerror}; allow reading it, or name only the "
-            "folders to build",
-            Path(error.filename),
-        )
-
+def _walk_markdown(folder: Path) -> Iterator[tuple[Path, bool]]:
+    """Every Markdown file under `folder`, and whether it is a symbolic link."""
     # Symlinked folders are not followed, so a link loop cannot make the walk endless.
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
-        dirnames[:] = sorted(d for d in dirnames if not skipped_folder(d))
-        for name in filenames:
-            if name.endswith(".md") and not name.startswith("."):
-                yield Path(dirpath) / name
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        try:
+            with os.scandir(current) as listing:
+                entries = list(listing)
+        except OSError as error:
+            raise SourceError(
+                f"cannot read the folder: {error.strerror}; allow reading it, or name only the "
+                "folders to build",
+                Path(error.filename or current),
+            ) from None
+        for entry in entries:
+            name = entry.name
+            try:
+                is_folder = entry.is_dir()
+            except OSError:
+                is_folder = False
+            if is_folder:
+                if not entry.is_symlink() and not skipped_folder(name):
+                    pending.append(current / name)
+            elif name.endswith(".md") and not name.startswith("."):
+                yield current / name, entry.is_symlink()
 
 
 def skipped_folder(name: str) -> bool:
