@@ -525,7 +525,7 @@ def test_sources_are_found_in_path_order_and_each_once(tmp_path: Path) -> None:
     """A folder's files come before a sibling file whose name extends the folder's (path
     order, part by part); a file reached through a link is read once; hidden and build
     folders are passed over."""
-    from anki_genai.sources import find_sources
+    from anki_genai.walk import find_sources
 
     for relative in ("a/b.md", "a-b.md", "a.md", "a/c/d.md", ".hidden/x.md", "build/y.md"):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)

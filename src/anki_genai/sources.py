@@ -1,5 +1,5 @@
-"""Finding the Markdown sources (decoding them is `decoding`'s); deck names; where the
-package goes."""
+"""The Markdown sources of a build: each file's job and key (walking the folders is
+`walk`'s, decoding a file `decoding`'s); deck names; where the package goes."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import functools
 import hashlib
 import os
 import re
-import stat
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from anki_genai.config import CONFIG_FILE_NAME
 from anki_genai.decoding import read_bytes
-from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity, SourceError, SourceLocation
+from anki_genai.errors import AnkiGenaiError, Diagnostic, Severity, SourceError
 from anki_genai.parse import ParseOptions
 from anki_genai.statefile import STATE_FILE_NAME
+from anki_genai.walk import Stamp, found_files, real_path, relative_in, skipped_folder, stamp_of
 
 PACKAGE_SUFFIX = ".apkg"
 PAGE_SUFFIXES = (".html", ".htm")
@@ -80,8 +80,6 @@ class Scope:
         return Scope(self.named, self.skipped | frozenset(relatives))
 
 
-# A file's stamp: size, modification and change times (ns), inode; and when it was taken.
-Stamp = tuple[int, int, int, int]
 # What a file's key was when it had a stamp: the stamp, when it was taken (ns), the digest of
 # the options that shape the key, and the key.
 KnownKey = tuple[Stamp, int, str, str]
@@ -119,22 +117,14 @@ def read_sources(
     in `known` as it is now, taken while the file was quiet, is not read again.
     """
     root = source_root(paths)
-    found, skipped = _find_sources(paths)
+    found, skipped = found_files(paths)
     files = [path for path, _, _ in found]
     single_file = len(files) == 1
     jobs: list[FileJob | SourceError] = []
     keys: list[str] = []
     stamps: dict[str, KnownKey] = {}
-    # Paths as strings, not pathlib's operations: a large project has thousands of files,
-    # and a rebuild that finds few of them changed spends most of its time here.
-    inside = str(root) if str(root).endswith(os.sep) else str(root) + os.sep
     for path, real, stamp in found:
-        real_text = str(real)
-        relative = (
-            real_text[len(inside) :].replace(os.sep, "/")
-            if real_text.startswith(inside)
-            else path.name
-        )
+        relative = relative_in(real, root) or path.name
         own = next((e for glob, e in encodings if fnmatch.fnmatch(relative, glob)), encoding)
         size = stamp[0] if stamp is not None else 0
         job = FileJob(path, relative, size, root, own, parse, deck, single_file)
@@ -165,10 +155,9 @@ def read_sources(
 
 def _stamp(path: Path) -> Stamp | None:
     try:
-        info = os.stat(path)
+        return stamp_of(os.stat(path))
     except OSError:
         return None
-    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
 
 
 def _quiet(stamp: Stamp, taken: int) -> bool:
@@ -183,7 +172,7 @@ def scope_of(paths: Sequence[Path], root: Path) -> Scope:
 def _named(path: Path, root: Path) -> str:
     if not path.is_dir():
         return relative_to_root(path, root)
-    real = _real(path)
+    real = real_path(path)
     return "" if real == root else real.relative_to(root).as_posix() + "/"
 
 
@@ -195,7 +184,7 @@ def source_root(sources: Sequence[Path]) -> Path:
     So a build of one file or sub-folder of a project uses the project's state.
     """
     folders = [p if p.is_dir() else p.parent for p in sources]
-    common = Path(os.path.commonpath([_real(f) for f in folders])) if folders else Path.cwd()
+    common = Path(os.path.commonpath([real_path(f) for f in folders])) if folders else Path.cwd()
     for folder in (common, *common.parents):
         if (folder / STATE_FILE_NAME).is_file() or (folder / CONFIG_FILE_NAME).is_file():
             return folder
@@ -204,120 +193,9 @@ def source_root(sources: Sequence[Path]) -> Path:
     return common
 
 
-def find_sources(sources: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
-    """Return every Markdown file in `sources`, as the user named them (folders are
-    searched), and a warning for each one passed over because it is not a regular file."""
-    found, skipped = _find_sources(sources)
-    return [path for path, _, _ in found], skipped
-
-
-def _find_sources(
-    sources: Sequence[Path],
-) -> tuple[list[tuple[Path, Path, Stamp | None]], list[Diagnostic]]:
-    """As `find_sources`, each file with its real path and its stamp (None: gone)."""
-    # real path -> as named, so a file given twice is read once
-    found: dict[Path, tuple[Path, Stamp | None]] = {}
-    real_folders: dict[str, Path] = {}
-    skipped: list[Diagnostic] = []
-    for source in sources:
-        if not source.exists():
-            raise SourceError("no such file or folder", source)
-        if source.is_dir():
-            entries = sorted(_walk_markdown(source), key=lambda entry: entry[0].parts)
-        else:
-            entries = [(source, os.path.islink(source))]
-        if not entries:
-            raise SourceError(
-                "no Markdown files (*.md) in this folder or below it; name the folder that "
-                "holds your notes",
-                source,
-            )
-        for path, is_link in entries:
-            try:
-                info: os.stat_result | None = os.stat(path)
-            except OSError:
-                info = None  # gone, or a broken link: reading it reports what is wrong
-            kind = _not_regular(info.st_mode) if info is not None else ""
-            if kind:
-                # Reading a FIFO would wait forever for a writer; a device, read forever.
-                message = f"{kind}, not a regular file: skipped"
-                skipped.append(Diagnostic(SourceLocation(path, 1), message, Severity.WARNING))
-                continue
-            real = _real(path) if is_link else _real_in(path, real_folders)
-            stamp = (
-                (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
-                if info is not None
-                else None
-            )
-            found.setdefault(real, (path, stamp))
-    return [(path, real, stamp) for real, (path, stamp) in found.items()], skipped
-
-
-def _real_in(path: Path, real_folders: dict[str, Path]) -> Path:
-    """`_real(path)` of a file that is not a link, the real path of its folder found once
-    for all the files in it."""
-    parent, _, name = str(path).rpartition(os.sep)
-    folder = real_folders.get(parent)
-    if folder is None:
-        folder = real_folders[parent] = _real(path.parent)
-    return folder / name
-
-
-def _not_regular(mode: int) -> str:
-    """What a file of `mode` is when it is not a regular file ("" when it is one)."""
-    if stat.S_ISREG(mode):
-        return ""
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a folder" if stat.S_ISDIR(mode) else "a special file"
-
-
-def _walk_markdown(folder: Path) -> Iterator[tuple[Path, bool]]:
-    """Every Markdown file under `folder`, and whether it is a symbolic link."""
-    # Symlinked folders are not followed, so a link loop cannot make the walk endless.
-    pending = [folder]
-    while pending:
-        current = pending.pop()
-        try:
-            with os.scandir(current) as listing:
-                entries = list(listing)
-        except OSError as error:
-            raise SourceError(
-                f"cannot read the folder: {error.strerror}; allow reading it, or name only the "
-                "folders to build",
-                Path(error.filename or current),
-            ) from None
-        for entry in entries:
-            name = entry.name
-            try:
-                is_folder = entry.is_dir()
-            except OSError:
-                is_folder = False
-            if is_folder:
-                if not entry.is_symlink() and not skipped_folder(name):
-                    pending.append(current / name)
-            elif name.endswith(".md") and not name.startswith("."):
-                yield current / name, entry.is_symlink()
-
-
-def skipped_folder(name: str) -> bool:
-    """Hidden folders and build outputs are never sources."""
-    return name.startswith(".") or name == "build"
-
-
-def _real(path: Path) -> Path:
-    # os.path.realpath, unlike Path.resolve, does not raise on a symlink loop.
-    return Path(os.path.realpath(path))
-
-
 def relative_to_root(path: Path, root: Path) -> str:
     """A source file's path as the state file records it: relative to the root, '/'-separated."""
-    real = _real(path)
-    return real.relative_to(root).as_posix() if real.is_relative_to(root) else path.name
+    return relative_in(real_path(path), root) or path.name
 
 
 def broken_files(diagnostics: Iterable[Diagnostic], root: Path) -> frozenset[str]:
