@@ -50,7 +50,7 @@ def test_replaced_text_is_what_the_writer_writes(
     records = {g: _record(g, q, removed) for g, q in added.items()}
     notes = {g: r for g, r in old.notes.items() if g not in gone}
     notes.update(records)
-    assert text.replaced(gone, records) == _text(State(notes, "nt", 5, "proj-甲"))
+    assert b"".join(text.replaced(gone, records)) == _text(State(notes, "nt", 5, "proj-甲"))
 
 
 def test_text_not_laid_out_by_the_writer_is_refused() -> None:

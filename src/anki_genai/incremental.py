@@ -48,7 +48,7 @@ from anki_genai.identity import Status
 from anki_genai.media import MediaFile
 from anki_genai.sources import FileJob, Sources, output_path
 from anki_genai.statefile import NoteRecord, State
-from anki_genai.statetext import StateText
+from anki_genai.statetext import Pieces, StateText
 
 __all__ = [
     "RECORD_NAME",
@@ -126,7 +126,7 @@ class Delta:
 
     plan: plan.Plan  # the changed notes, their state (only theirs), counts and changes
     unchanged: package.Unchanged  # what the package keeps of the last one
-    state_text: bytes | None  # the new state file's text; None if it says the same
+    state_text: Pieces | None  # the new state file's text; None if it says the same
     files: dict[str, FileRecord]  # the next build's record of every file
     latest_mod: int
     tombstones: tuple[str, ...]

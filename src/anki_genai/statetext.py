@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 from anki_genai.errors import write_error
 from anki_genai.staterecords import NoteRecord
@@ -32,6 +32,10 @@ from anki_genai.statewrite import (
 
 _GUID_START = b'{"guid": "'
 _NEWLINE = b"\n"
+
+# A text as the pieces it is written from, in order: a large state's unchanged stretches
+# are views of the old text, never copied (joining them copied tens of megabytes).
+Pieces: TypeAlias = tuple[bytes | memoryview, ...]
 
 
 def _guid_of(line: bytes) -> bytes:
@@ -123,7 +127,7 @@ class StateText:
         record = _record_from_json(json.loads(self._data[at : self._line_end(at)]), {})
         return record if record.guid == guid else None
 
-    def replaced(self, gone: set[str], records: Mapping[str, NoteRecord]) -> bytes:
+    def replaced(self, gone: set[str], records: Mapping[str, NoteRecord]) -> Pieces:
         """This text without the notes `gone`, and with `records` (new or replacing)."""
         events: list[tuple[int, int, bytes]] = []
         for guid in gone | records.keys():
@@ -135,23 +139,24 @@ class StateText:
             # Before the old line of the same GUID, if any, which goes.
             events.append((self._search(guid.encode()), 0, line))
         events.sort(key=lambda event: (event[0], event[1]))
-        pieces: list[bytes] = [self._data[: self._start]]
+        data = memoryview(self._data)
+        pieces: list[bytes | memoryview] = [data[: self._start]]
         done = self._start  # where the lines not yet copied start
         for at, kind, line in events:
             if at > done:  # the untouched lines before `at`, copied whole
-                pieces.append(self._data[done:at])
+                pieces.append(data[done:at])
                 done = at
             if kind == 0:
                 pieces.append(line)
             else:
                 done = self._line_end(at) + 1
-        pieces.append(self._data[done:])
-        return b"".join(pieces)
+        pieces.append(data[done:])
+        return tuple(pieces)
 
 
 @contextlib.contextmanager
 def staged_text_save(
-    text: bytes, path: Path, backup_folder: Path
+    text: Pieces, path: Path, backup_folder: Path
 ) -> Iterator[tuple[Callable[[], None], str]]:
     """As `statewrite.staged_save`, for a text already made: stage the new state file and
     the old one's backup; yield the function that puts both in place, and the SHA-256.
@@ -160,8 +165,12 @@ def staged_text_save(
     state goes to a new file (renamed over the old name), so the old one stays as it was.
     """
 
+    digest = hashlib.sha256()
+
     def write(handle: IO[bytes]) -> None:
-        handle.write(text)
+        for piece in text:
+            handle.write(piece)
+            digest.update(piece)
 
     with contextlib.ExitStack() as staged:
         commits = []
@@ -174,7 +183,7 @@ def staged_text_save(
             for commit in commits:
                 commit()
 
-        yield commit_all, hashlib.sha256(text).hexdigest()
+        yield commit_all, digest.hexdigest()
 
 
 def _stage_backup(stack: contextlib.ExitStack[Any], path: Path, backup: Path) -> Callable[[], None]:
