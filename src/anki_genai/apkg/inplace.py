@@ -54,7 +54,7 @@ def write_patched(
     patched = kept.patch_in_place(notes, replaced, held, decks, note_type_mod)
     if patched is None:
         return None
-    note_ids, pages, page_size = patched
+    index, pages, page_size = patched
     try:
         segments, new_order = _segments_after(kept, pages, page_size)
         write = functools.partial(_write_zip, kept=kept, segments=segments, order=new_order)
@@ -64,7 +64,7 @@ def write_patched(
             replace_old()
     except OSError:
         return None
-    kept.keep_in_place(held, note_ids, segments, new_order)
+    kept.keep_in_place(index, segments, new_order)
     return True
 
 

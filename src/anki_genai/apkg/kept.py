@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import array
+import bisect
 import contextlib
 import hashlib
 import os
 import shutil
 import sqlite3
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -18,6 +20,98 @@ from anki_genai.store import file_stat, read_checked, write_checked
 _KEPT_COLLECTION = "collection.anki2"
 _KEPT_INDEX = "collection.index"
 _KEPT_SEGMENTS = "collection.deflate"
+_HELD_SIZE = 12  # bytes of `what_note_holds`
+
+
+class NoteIndex:
+    """What each note of the kept collection holds, and its id, by GUID: sorted GUIDs and
+    two packed arrays, not dicts. Reading and writing dicts of 100,000 notes cost a
+    one-note rebuild a fifth of a second; these are looked up by bisection, and changed by
+    splicing."""
+
+    def __init__(self, guids: list[str], held: bytes, ids: array.array[int]) -> None:
+        self._guids = guids  # sorted
+        self._held = held  # `_HELD_SIZE` bytes per note, in the GUIDs' order
+        self._ids = ids
+
+    @classmethod
+    def of(cls, held: Mapping[str, bytes], ids: Mapping[str, int]) -> NoteIndex:
+        guids = sorted(held)
+        return cls(
+            guids, b"".join(held[g] for g in guids), array.array("q", (ids[g] for g in guids))
+        )
+
+    def _at(self, guid: str) -> int | None:
+        at = bisect.bisect_left(self._guids, guid)
+        return at if at < len(self._guids) and self._guids[at] == guid else None
+
+    def __contains__(self, guid: object) -> bool:
+        return isinstance(guid, str) and self._at(guid) is not None
+
+    def __len__(self) -> int:
+        return len(self._guids)
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        """Every note's GUID and what it holds."""
+        for at, guid in enumerate(self._guids):
+            yield guid, self._held[at * _HELD_SIZE : (at + 1) * _HELD_SIZE]
+
+    def held_of(self, guid: str) -> bytes | None:
+        at = self._at(guid)
+        return None if at is None else self._held[at * _HELD_SIZE : (at + 1) * _HELD_SIZE]
+
+    def id_of(self, guid: str) -> int:
+        at = self._at(guid)
+        if at is None:
+            raise KeyError(guid)
+        return self._ids[at]
+
+    def changed(self, gone: Iterable[str], added: Mapping[str, tuple[bytes, int]]) -> NoteIndex:
+        """This index without the notes `gone`, and with `added` (held, id) by GUID."""
+        dropped = sorted({at for g in {*gone, *added} if (at := self._at(g)) is not None})
+        guids: list[str] = []
+        pieces: list[bytes] = []
+        ids = array.array("q")
+        done = 0  # the notes before `done` are copied or dropped
+        for at in [*dropped, len(self._guids)]:  # copied a stretch at a time, not note by note
+            guids += self._guids[done:at]
+            pieces.append(self._held[done * _HELD_SIZE : at * _HELD_SIZE])
+            ids += self._ids[done:at]
+            done = at + 1
+        held = bytearray().join(pieces)
+        for guid in sorted(added):
+            at = bisect.bisect_left(guids, guid)
+            guids.insert(at, guid)
+            held[at * _HELD_SIZE : at * _HELD_SIZE] = added[guid][0]
+            ids.insert(at, added[guid][1])
+        return NoteIndex(guids, bytes(held), ids)
+
+    def to_data(self) -> dict[str, object]:
+        joined = "\x1f".join(self._guids)
+        # One string where no GUID holds the separator: read back as one, split at once.
+        fits = joined.count("\x1f") == max(len(self._guids) - 1, 0)
+        guids: object = joined if fits else self._guids
+        return {"guids": guids, "held": self._held, "ids": self._ids.tobytes()}
+
+    @classmethod
+    def from_data(cls, data: object) -> NoteIndex | None:
+        """The index `to_data` gave; None if `data` is not one."""
+        if not isinstance(data, dict):
+            return None
+        guids, held, packed = data.get("guids"), data.get("held"), data.get("ids")
+        if isinstance(guids, str):
+            listed = guids.split("\x1f") if guids else []
+        elif isinstance(guids, list) and all(isinstance(g, str) for g in guids):
+            listed = guids
+        else:
+            return None
+        if not isinstance(held, bytes) or not isinstance(packed, bytes) or len(packed) % 8:
+            return None
+        ids = array.array("q")
+        ids.frombytes(packed)
+        if len(held) != _HELD_SIZE * len(listed) or len(ids) != len(listed):
+            return None
+        return cls(listed, held, ids)
 
 
 class KeptCollection:
@@ -34,16 +128,14 @@ class KeptCollection:
         folder: Path,
         writer: CollectionWriter,
         stat: list[int],
-        held: dict[str, bytes],
-        ids: dict[str, int],
+        notes: NoteIndex,
         segments: dict[bytes, deflate.Segment],
         order: list[bytes] | None = None,
     ) -> None:
         self.folder = folder
         self.writer = writer
         self.stat = stat  # size and mtime of the collection the index describes
-        self.held = held  # GUID -> what the note holds (`what_note_holds`)
-        self.ids = ids  # GUID -> note id
+        self.notes = notes
         self.segments = segments  # the collection's deflated segments, by content
         self.order = order or []  # the key of each of its segments, in order (if known)
 
@@ -55,8 +147,8 @@ class KeptCollection:
                 return None
             if file_stat(folder / _KEPT_COLLECTION) != index["stat"]:
                 return None
-            held, ids = index["held"], index["ids"]
-            if not isinstance(held, dict) or not isinstance(ids, dict) or held.keys() != ids.keys():
+            notes = NoteIndex.from_data(index["notes"])
+            if notes is None:
                 return None
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing or damaged: write a new collection
@@ -64,7 +156,7 @@ class KeptCollection:
         order = index.get("order")
         if not isinstance(order, list) or not all(key in segments for key in order):
             order = None
-        return cls(folder, writer, index["stat"], held, ids, segments, order)
+        return cls(folder, writer, index["stat"], notes, segments, order)
 
     @contextlib.contextmanager
     def open_segments(self) -> Iterator[IO[bytes] | None]:
@@ -84,9 +176,10 @@ class KeptCollection:
         held: dict[str, bytes],
         decks: Mapping[str, int],
         note_type_mod: int,
-    ) -> dict[str, int] | None:
+    ) -> NoteIndex | None:
         """Copy the kept collection to `collection` and bring it to `held` (every note's
-        content by GUID), writing `notes` where the kept one differs; None on failure."""
+        content by GUID), writing `notes` where the kept one differs; return its notes'
+        index, None on failure."""
         try:
             shutil.copyfile(self.collection_path, collection)
             if file_stat(self.collection_path) != self.stat:
@@ -95,36 +188,34 @@ class KeptCollection:
             try:
                 db.execute("PRAGMA journal_mode = OFF")
                 db.execute("PRAGMA synchronous = OFF")
-                note_ids = self._patch(db, notes, held, decks, note_type_mod)
-                if note_ids is not None:
+                gone = {g for g, holds in self.notes.items() if held.get(g) != holds}
+                index = self._patch(db, notes, held, gone, len(held), decks, note_type_mod)
+                if index is not None:
                     db.commit()
             finally:
                 db.close()
         except (OSError, sqlite3.Error):
-            note_ids = None
-        return note_ids
+            index = None
+        return index
 
     def _patch(
         self,
         db: sqlite3.Connection,
         notes: Sequence[PackagedNote],
-        wanted: dict[str, bytes],
+        held: Mapping[str, bytes],
+        gone: set[str],
+        expected: int,
         decks: Mapping[str, int],
         note_type_mod: int,
-        suspects: Collection[str] | None = None,
-    ) -> dict[str, int] | None:
-        """Delete the notes that differ from `wanted` and write `notes` in their place
-        (among them all that are new); only `suspects` can differ (None: any note)."""
+    ) -> NoteIndex | None:
+        """Delete the notes `gone` and write `notes` in their place (among them all that are
+        new, with what they hold in `held`); return the index of the `expected` notes the
+        collection then holds, None if it does not hold them."""
         # Zero what is deleted: an edited-away answer must not linger in free pages of a
         # package its author may share.
         db.execute("PRAGMA secure_delete = ON")
         cursor = db.cursor()
-        if suspects is None:
-            suspects = self.held.keys()
-        gone = {
-            guid for guid in suspects if guid in self.held and wanted.get(guid) != self.held[guid]
-        }
-        stale = [(self.ids[guid],) for guid in gone]
+        stale = [(self.notes.id_of(guid),) for guid in gone]
         deleted = []
         for statement in ("DELETE FROM cards WHERE nid = ?", "DELETE FROM notes WHERE id = ?"):
             cursor.executemany(statement, stale)
@@ -135,11 +226,8 @@ class KeptCollection:
             " coalesce((SELECT max(id) FROM cards), 0))"
         ).fetchone()
         first_id = max(top + 1, max((n.mod for n in notes), default=note_type_mod) * 1000)
-        changed = [n for n in notes if n.guid not in self.held or n.guid in gone]
-        note_ids = dict(self.ids)
-        for guid in gone:
-            del note_ids[guid]
-        note_ids.update(self.writer.insert_notes(cursor, changed, decks, first_id))
+        changed = [n for n in notes if n.guid not in self.notes or n.guid in gone]
+        new_ids = self.writer.insert_notes(cursor, changed, decks, first_id)
         # One card per note, no more, no fewer: otherwise the kept collection was not what
         # its index said. Counted in what changed, not in the whole collection (a count of
         # 100,000 rows cost a tenth of a second): it held one card per note when written.
@@ -150,9 +238,8 @@ class KeptCollection:
         ).fetchone()
         if deleted != [len(stale)] * 2 or tuple(added) != (len(changed),) * 2:
             return None
-        if len(note_ids) != len(wanted):
-            return None
-        return note_ids
+        index = self.notes.changed(gone, {g: (held[g], i) for g, i in new_ids.items()})
+        return index if len(index) == expected else None
 
     def patch_in_place(
         self,
@@ -161,10 +248,10 @@ class KeptCollection:
         held: dict[str, bytes],
         decks: Mapping[str, int],
         note_type_mod: int,
-    ) -> tuple[dict[str, int], set[int], int] | None:
-        """Bring the kept collection itself to `held`, writing `notes` where it differs
-        (only they and the notes `replaced` can);
-        return the note ids, the pages written and the page size; None on failure.
+    ) -> tuple[NoteIndex, set[int], int] | None:
+        """Bring the kept collection itself to hold the notes it holds but `replaced`, and
+        `notes` (what they hold in `held`), writing `notes` where it differs; return the
+        notes' index, the pages written and the page size; None on failure.
 
         The pages go through a write-ahead log, read before it is checkpointed: the only
         record of which parts of a large collection changed, short of comparing them all.
@@ -172,6 +259,9 @@ class KeptCollection:
         """
         path = self.collection_path
         log = path.with_name(path.name + "-wal")
+        present = {guid for guid in {*replaced, *held} if guid in self.notes}
+        gone = {guid for guid in present if held.get(guid) != self.notes.held_of(guid)}
+        expected = len(self.notes) - len(present - held.keys()) + len(held.keys() - present)
         try:
             (self.folder / _KEPT_INDEX).unlink()
             # A log left by a build that died would be replayed into this collection.
@@ -184,9 +274,8 @@ class KeptCollection:
                 db.execute("PRAGMA wal_autocheckpoint = 0")  # every page stays in the log
                 (page_size,) = db.execute("PRAGMA page_size").fetchone()
                 db.execute("BEGIN")
-                suspects = {*replaced, *(note.guid for note in notes)}
-                note_ids = self._patch(db, notes, held, decks, note_type_mod, suspects)
-                if note_ids is None:
+                index = self._patch(db, notes, held, gone, expected, decks, note_type_mod)
+                if index is None:
                     db.execute("ROLLBACK")
                     return None
                 db.execute("COMMIT")
@@ -197,12 +286,11 @@ class KeptCollection:
                 db.close()
         except (OSError, sqlite3.Error):
             return None
-        return note_ids, pages | {1}, int(page_size)
+        return index, pages | {1}, int(page_size)
 
     def keep_in_place(
         self,
-        held: dict[str, bytes],
-        note_ids: dict[str, int],
+        notes: NoteIndex,
         segments: dict[bytes, deflate.Segment],
         order: list[bytes],
     ) -> None:
@@ -211,8 +299,7 @@ class KeptCollection:
             index: dict[str, object] = {
                 "format": _kept_format(self.writer),
                 "stat": file_stat(self.collection_path),
-                "held": held,
-                "ids": note_ids,
+                "notes": notes.to_data(),
                 "segments_stat": file_stat(self.segments_path),
                 "segments": _segment_lists(segments),
                 "order": order,
@@ -232,8 +319,7 @@ class KeptCollection:
         folder: Path,
         writer: CollectionWriter,
         collection: Path,
-        held: dict[str, bytes],
-        note_ids: dict[str, int],
+        notes: NoteIndex,
         recorded: tuple[Path, dict[bytes, deflate.Segment]] | None,
         order: list[bytes] | None = None,
     ) -> None:
@@ -250,8 +336,7 @@ class KeptCollection:
             index: dict[str, object] = {
                 "format": _kept_format(writer),
                 "stat": stat,
-                "held": held,
-                "ids": note_ids,  # the same GUIDs: every note written was given an id
+                "notes": notes.to_data(),
             }
             if recorded is not None:
                 segments_file, segments = recorded
@@ -303,4 +388,4 @@ def _logged_pages(log: Path) -> set[int]:
 
 def _kept_format(writer: CollectionWriter) -> str:
     """What the rows of a kept collection depend on besides its notes."""
-    return f"4/{writer.rows_format}"
+    return f"5/{writer.rows_format}"

@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING
 
 from anki_genai.apkg import deflate, inplace
 from anki_genai.apkg.collection import CollectionWriter, PackagedNote
-from anki_genai.apkg.kept import KeptCollection, what_note_holds
+from anki_genai.apkg.kept import KeptCollection, NoteIndex, what_note_holds
 from anki_genai.apkg.notetype import NOTE_TYPE_ID, note_type_digest
 from anki_genai.atomic import staged_write
 from anki_genai.media import MediaFile
@@ -93,25 +93,25 @@ def write_package(
         if unchanged is not None:
             if kept is None:
                 return None
-            wanted = dict(kept.held)
-            for guid in unchanged.replaced:
-                if wanted.pop(guid, None) is None:
-                    return None  # the kept collection is not the last package
-            wanted.update(held)
-            if wanted == kept.held:
+            if any(guid not in kept.notes for guid in unchanged.replaced):
+                return None  # the kept collection is not the last package
+            # Only the notes replaced or written can differ from the kept collection's.
+            touched = unchanged.replaced | held.keys()
+            if all(held.get(guid) == kept.notes.held_of(guid) for guid in touched):
                 return False
-            held = wanted
             done = inplace.write_patched(
                 kept, notes, unchanged.replaced, held, decks, note_type_mod, path, shipped,
                 before_replacing,
             )  # fmt: skip
             if done is not False:
                 return done
-        note_ids = kept.patch(collection, notes, held, decks, note_type_mod) if kept else None
-        if note_ids is None:
+            held = {g: h for g, h in kept.notes.items() if g not in touched} | held
+        index = kept.patch(collection, notes, held, decks, note_type_mod) if kept else None
+        if index is None:
             if unchanged is not None:
                 return None
             note_ids = writer.new_collection(collection, notes, decks, note_type_mod)
+            index = NoteIndex.of(held, note_ids)
         with contextlib.ExitStack() as open_files:
             if keep is not None:
                 with contextlib.suppress(OSError):  # without it, the next package deflates all
@@ -133,7 +133,7 @@ def write_package(
         if keep is not None:
             recorded = (segments, deflater.segments) if segments and deflater.recorded else None
             order = deflater.order if recorded else None
-            KeptCollection.keep(keep, writer, collection, held, note_ids, recorded, order)
+            KeptCollection.keep(keep, writer, collection, index, recorded, order)
         return True
     finally:
         for leftover in (collection, segments):
