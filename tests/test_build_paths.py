@@ -551,12 +551,17 @@ def test_kept_note_index_changes_as_a_mapping_would(seed: int) -> None:
     rng = random.Random(seed)
     # GUIDs as the tool makes them, and odd ones an explicit id can give (the separator too).
     pool = [f"g{n:04d}" for n in range(300)] + ["a\x1fb", "甲", ""]
+    lone = NoteIndex.of({"": b"x" * 12}, {"": 7})  # one note, its GUID empty
+    lone_read = NoteIndex.from_data(lone.to_data())
+    assert lone_read is not None and dict(lone_read.items()) == {"": b"x" * 12}
     held = {g: rng.randbytes(12) for g in rng.sample(pool, 150)}
     ids = {g: rng.randrange(1, 1 << 50) for g in held}
     index = NoteIndex.of(held, ids)
-    for _ in range(20):
+    for step in range(20):
         gone = set(rng.sample(sorted(held), min(5, len(held))))
-        added = {g: (rng.randbytes(12), rng.randrange(1, 1 << 50)) for g in rng.sample(pool, 5)}
+        # A few notes at a time, as after an edit, and many, as a full build changes them.
+        many = 280 if step % 5 == 4 else 5
+        added = {g: (rng.randbytes(12), rng.randrange(1, 1 << 50)) for g in rng.sample(pool, many)}
         index = index.changed(gone, added)
         for guid in gone:
             held.pop(guid)

@@ -21,6 +21,7 @@ _KEPT_COLLECTION = "collection.anki2"
 _KEPT_INDEX = "collection.index"
 _KEPT_SEGMENTS = "collection.deflate"
 _HELD_SIZE = 12  # bytes of `what_note_holds`
+_SPLICED_AT_MOST = 256  # notes added one by one to an index; more, and it is sorted anew
 
 
 class NoteIndex:
@@ -68,6 +69,13 @@ class NoteIndex:
 
     def changed(self, gone: Iterable[str], added: Mapping[str, tuple[bytes, int]]) -> NoteIndex:
         """This index without the notes `gone`, and with `added` (held, id) by GUID."""
+        if len(added) > _SPLICED_AT_MOST:  # each insertion shifts what follows: sort anew
+            gone = set(gone)
+            holds = {g: h for g, h in self.items() if g not in gone}
+            note_ids = {g: self._ids[at] for at, g in enumerate(self._guids)}
+            for guid, (note_holds, note_id) in added.items():
+                holds[guid], note_ids[guid] = note_holds, note_id
+            return NoteIndex.of(holds, note_ids)
         dropped = sorted({at for g in {*gone, *added} if (at := self._at(g)) is not None})
         guids: list[str] = []
         pieces: list[bytes] = []
@@ -89,7 +97,7 @@ class NoteIndex:
     def to_data(self) -> dict[str, object]:
         joined = "\x1f".join(self._guids)
         # One string where no GUID holds the separator: read back as one, split at once.
-        fits = joined.count("\x1f") == max(len(self._guids) - 1, 0)
+        fits = bool(joined) and joined.count("\x1f") == len(self._guids) - 1
         guids: object = joined if fits else self._guids
         return {"guids": guids, "held": self._held, "ids": self._ids.tobytes()}
 
