@@ -61,7 +61,8 @@ def process_all(
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     )
-    chunk = max(1, len(jobs) // (count * 8))
+    # Small chunks: the last one keeps one core busy while the other waits for it.
+    chunk = max(1, len(jobs) // (count * 32))
     with concurrent.futures.ProcessPoolExecutor(
         count, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
     ) as pool:
