@@ -19,7 +19,8 @@ def test_benchmark_runs_and_prints_every_scenario() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    scenarios, targets = result.stdout.split("\n\n")
+    scenarios, turns, targets = result.stdout.split("\n\n")
+    assert turns.startswith("In turn, median of 5:")
     rows = [line for line in scenarios.splitlines() if line.startswith("| ") and "200" in line]
     assert [row.split("|")[1].strip() for row in rows] == [
         "cold build",
@@ -31,5 +32,8 @@ def test_benchmark_runs_and_prints_every_scenario() -> None:
     assert "markdown-it-py alone, one core, 200 notes:" in result.stdout
     assert "Python start-up and a build's imports:" in result.stdout
     measures = [line.split("|")[1].strip() for line in targets.splitlines()[2:]]
-    assert measures[:2] == ["rebuild, one file edited", "rebuild, nothing changed"]
+    assert measures[:2] == [
+        "rebuild, one file edited, in turn",
+        "rebuild, nothing changed, in turn",
+    ]
     assert "peak memory, 200 notes" in measures
