@@ -25,6 +25,7 @@ _SECTION_NAMES = {
     "待完成", "待补充", "其他答案", "其它答案",
 }  # fmt: skip
 _PLACEHOLDERS = {"todo", "tbd", "待完成", "待补充", "未完成", "...", "…", "略"}
+_PLACEHOLDER_MAX = 40  # "TODO!!!", "待补充。", with room for more punctuation
 _EMPHASIS = ("strong_open", "strong_close", "em_open", "em_close")
 _URL = re.compile(r"^(?:https?://|www\.)\S+$", re.IGNORECASE)
 _TAG_ONLY = re.compile(r"^(?:\s*<[^>]+>)*\s*$")
@@ -37,8 +38,12 @@ def is_furniture_heading(text: str) -> bool:
 
 
 def is_placeholder(tokens: Sequence[Token]) -> bool:
-    """An answer that only says it is still to be written (`TODO`)."""
-    text = unicodedata.normalize("NFKC", plain_text(tokens)).strip().strip(".。!！").casefold()
+    """An answer that only says it is still to be written (`TODO`); one of more than
+    `_PLACEHOLDER_MAX` characters says more than that."""
+    text = plain_text(tokens).strip()
+    if len(text) > _PLACEHOLDER_MAX:
+        return False  # and normalising a whole answer is a twentieth of parsing a file
+    text = unicodedata.normalize("NFKC", text).strip().strip(".。!！").casefold()
     return text in _PLACEHOLDERS
 
 
