@@ -157,9 +157,11 @@ def find_pairs(blocks: Sequence[Block], path: Path, options: ParseOptions) -> Pa
         for block in blocks
         for part in (marker_lines(block, words) if qa_lines(block) is None else (block,))
     ]
-    questions = question_headings(blocks)
     walks = []
     for layout in candidate_layouts(blocks, options):
+        # Only the headings layout asks which headings are questions; a file of markers,
+        # found first, never needs to know.
+        questions = question_headings(blocks) if layout is Layout.HEADINGS else frozenset()
         builder = PairBuilder(path, options, layout, questions)
         for block in blocks:
             builder.feed(block)
