@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import importlib
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -429,6 +430,25 @@ def test_damaged_cache_is_rebuilt_not_an_error(
     _edit_one_answer(source)
     result = run_cli("build", source, "-o", package)
     assert result.exit_code == 0
+    assert "0 new, 1 changed, 95 unchanged" in result.stdout
+    _assert_anki_gets_the_edit(package, tmp_path / "anki")
+
+
+def test_cache_index_with_an_impossible_number_is_rebuilt(tmp_path: Path) -> None:
+    """The cache's index is plain JSON: a damaged digit that makes a number infinite (as a
+    flipped byte can, "10" becoming "1e") is a damaged index, not a traceback."""
+    source = tmp_path / "source"
+    _write_corpus(source)
+    package = tmp_path / "out" / "deck.apkg"
+    _build(source, package)
+    index = next((tmp_path / "out" / CACHE_FILE_NAME).rglob("index.json"))
+    text = index.read_text(encoding="utf-8")
+    damaged = re.sub(r"(\[\[\d+, )(\d+)", r"\g<1>1e999", text, count=1)
+    assert damaged != text
+    index.write_text(damaged, encoding="utf-8")
+    _edit_one_answer(source)
+    result = run_cli("build", source, "-o", package)
+    assert result.exit_code == 0, result.output
     assert "0 new, 1 changed, 95 unchanged" in result.stdout
     _assert_anki_gets_the_edit(package, tmp_path / "anki")
 

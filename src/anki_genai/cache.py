@@ -12,6 +12,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -107,7 +108,10 @@ class Cache:
         if self.folder is None:
             return {}
         try:
-            data = json.loads((self.folder / name).read_text(encoding="utf-8"))
+            text = (self.folder / name).read_text(encoding="utf-8")
+            # Plain JSON, with no checksum: a flipped digit can make "1e999", infinity,
+            # which no stamp or count can be.
+            data = json.loads(text, parse_float=_finite, parse_constant=_finite)
         except (OSError, ValueError):
             return {}  # missing or damaged: start afresh
         if not isinstance(data, dict) or data.get("environment") != self.environment:
@@ -278,6 +282,13 @@ class Cache:
 
 def _entry_name(relative: str) -> str:
     return f"files/{hashlib.sha1(relative.encode()).hexdigest()}.bin"
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {text}")
+    return number
 
 
 def write_entry(
