@@ -24,7 +24,7 @@ _SECTION_NAMES = {
     "todo", "to do", "参考", "参考资料", "参考文献", "参考链接", "相关链接", "延伸阅读", "扩展阅读",
     "待完成", "待补充", "其他答案", "其它答案",
 }  # fmt: skip
-_PLACEHOLDERS = {"todo", "tbd", "待完成", "待补充", "未完成", "...", "…", "略"}
+_PLACEHOLDERS = {"todo", "tbd", "待完成", "待补充", "未完成", "略"}
 _PLACEHOLDER_MAX = 40  # "TODO!!!", "待补充。", with room for more punctuation
 _EMPHASIS = ("strong_open", "strong_close", "em_open", "em_close")
 _URL = re.compile(r"^(?:https?://|www\.)\S+$", re.IGNORECASE)
@@ -38,13 +38,14 @@ def is_furniture_heading(text: str) -> bool:
 
 
 def is_placeholder(tokens: Sequence[Token]) -> bool:
-    """An answer that only says it is still to be written (`TODO`); one of more than
-    `_PLACEHOLDER_MAX` characters says more than that."""
+    """An answer that only says it is still to be written (`TODO`, `待补充。`) or is only
+    dots (`...`, `……`); one of more than `_PLACEHOLDER_MAX` characters says more than that."""
     text = plain_text(tokens).strip()
     if len(text) > _PLACEHOLDER_MAX:
         return False  # and normalising a whole answer is a twentieth of parsing a file
-    text = unicodedata.normalize("NFKC", text).strip().strip(".。!！").casefold()
-    return text in _PLACEHOLDERS
+    text = unicodedata.normalize("NFKC", text).strip().casefold()
+    # Text, not an image alone, that is nothing but dots once `…` is read as `...`.
+    return text.strip(".。!！") in _PLACEHOLDERS or (bool(text) and not text.strip(".。"))
 
 
 def is_furniture(block: Block) -> bool:
