@@ -189,16 +189,13 @@ def bench(
     files = sorted(source.glob("*.md"))
 
     def from_scratch(_: int) -> None:
-        shutil.rmtree(output.parent, ignore_errors=True)
-        (source / "anki-genai-state.json").unlink(missing_ok=True)
+        _from_scratch(source, output)
 
     def fresh_clone(_: int) -> None:
         shutil.rmtree(output.parent, ignore_errors=True)  # the state file stays
 
     def edit_one_file(run: int) -> None:
-        edited = files[(len(files) // 2 + run * 7) % len(files)]
-        text = edited.read_text(encoding="utf-8")
-        edited.write_text(text.replace("。", "！", 1), encoding="utf-8")
+        _edit(files, len(files) // 2 + run * 7)
 
     def build() -> tuple[float, float]:
         return run_build(source, output)
@@ -226,12 +223,17 @@ def _corpus(workdir: Path, notes: int) -> tuple[Path, Path]:
     return workdir / f"corpus-{notes}", workdir / f"out-{notes}" / "deck.apkg"
 
 
-def _edit(source: Path, run: int) -> None:
-    """Edit one answer of one file of the corpus at `source`: another file each run."""
-    files = sorted(source.glob("*.md"))
-    edited = files[(len(files) // 4 + run * 11) % len(files)]
+def _from_scratch(source: Path, output: Path) -> None:
+    """Leave no state, cache or package: the next build is a cold one."""
+    shutil.rmtree(output.parent, ignore_errors=True)
+    (source / "anki-genai-state.json").unlink(missing_ok=True)
+
+
+def _edit(files: list[Path], position: int) -> None:
+    """Edit one answer in the file at `position` (modulo the number of files)."""
+    edited = files[position % len(files)]
     text = edited.read_text(encoding="utf-8")
-    edited.write_text(text.replace("。", "；", 1), encoding="utf-8")
+    edited.write_text(text.replace("。", "！", 1), encoding="utf-8")
 
 
 def paired(workdir: Path, small: int, large: int, runs: int) -> dict[tuple[str, int], float]:
@@ -248,7 +250,8 @@ def paired(workdir: Path, small: int, large: int, runs: int) -> dict[tuple[str, 
     for run in range(runs):
         for notes in sorted({small, large}):
             source, output = _corpus(workdir, notes)
-            _edit(source, run)
+            files = sorted(source.glob("*.md"))
+            _edit(files, len(files) // 4 + run * 11)
             times.setdefault(("rebuild, one file edited", notes), []).append(
                 run_build(source, output)[0]
             )
@@ -259,8 +262,7 @@ def paired(workdir: Path, small: int, large: int, runs: int) -> dict[tuple[str, 
     texts = [path.read_text(encoding="utf-8") for path in sorted(source.glob("*.md"))]
     for _ in range(runs):
         times.setdefault(("markdown-it-py alone", small), []).append(_parse_alone(texts))
-        shutil.rmtree(output.parent, ignore_errors=True)
-        (source / "anki-genai-state.json").unlink(missing_ok=True)
+        _from_scratch(source, output)
         times.setdefault(("cold build", small), []).append(run_build(source, output)[0])
     return {key: statistics.median(values) for key, values in times.items()}
 
