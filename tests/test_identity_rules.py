@@ -116,3 +116,20 @@ def test_guids_recorded_before_project_ids_are_kept() -> None:
     assert plan.assignments[2].guid != _guid_before_project_ids("q", "问题三")
     assert plan.assignments[3].guid != _guid_before_project_ids("id", "four")
     assert plan.project_id == "p1" and plan.newly_removed == ()
+
+
+def test_matching_does_not_depend_on_the_order_of_the_records() -> None:
+    """Notes that tie for a pair (same question, both with another answer, in other files)
+    go as the state file lists them, whatever order the records are handed over in: a
+    rebuild of the changed files holds only theirs, in another order."""
+    records = [
+        NoteRecord(guid, "同一个问题？", f"old {guid}", f"d{guid}", mod=100, file="a.md")
+        for guid in ("g3", "g1", "g2")
+    ]
+    candidates = [Candidate("同一个问题？", f"new {n}", f"n{n}", "b.md") for n in range(2)]
+    plans = [
+        assign_identities(candidates, State({r.guid: r for r in order}, "digest", 100), 200)
+        for order in (records, records[::-1], sorted(records, key=lambda r: r.guid))
+    ]
+    assert [a.guid for a in plans[0].assignments] == ["g1", "g2"]
+    assert all(plan == plans[0] for plan in plans)

@@ -169,7 +169,9 @@ def assign_identities(
             continue
         pool = [r for r in by_question.get(cand.key, ()) if r.guid not in claimed]
         if pool:
-            best = max(pool, key=lambda r: (r.answer == cand.answer, r.file == cand.file))
+            # Ties go to the smallest GUID, as the state file lists them: the same whatever
+            # order the records came in (a rebuild of changed files holds only theirs).
+            best = min(pool, key=lambda r: (r.answer != cand.answer, r.file != cand.file, r.guid))
             chosen[index] = best.guid
             claimed.add(best.guid)
 
@@ -233,7 +235,7 @@ def _match_edited_questions(
     claimed: set[str],
 ) -> None:
     open_candidates = [i for i, guid in enumerate(chosen) if guid is None]
-    open_records = [r for r in records.values() if r.guid not in claimed]
+    open_records = sorted((r for r in records.values() if r.guid not in claimed), key=_guid_of)
     if not open_candidates or not open_records:
         return
     import difflib  # only when some question found no note of its own
@@ -271,6 +273,10 @@ def _match_edited_questions(
             continue  # ambiguous: better a new note than two questions merged into one
         chosen[index] = guid
         claimed.add(guid)
+
+
+def _guid_of(record: NoteRecord) -> str:
+    return record.guid
 
 
 def _explicit_guid(project: str, explicit_id: str, records: Mapping[str, NoteRecord]) -> str:
