@@ -69,7 +69,8 @@ def _move(question_edit: str = "") -> Edit:
 
 
 SCENARIOS: dict[str, tuple[list[Edit], bool]] = {
-    # name: (edits, one after the other, each built; whether the last may take the shortcut)
+    # name: (edits, one after the other, each built; whether the last may take the shortcut,
+    # as those before it do)
     "an answer edited": ([_replace("part05.md", "要点 5.3", "要点五点三")], True),
     "a file added": ([_add], True),
     "a file removed": ([_remove], True),
@@ -84,6 +85,28 @@ SCENARIOS: dict[str, tuple[list[Edit], bool]] = {
         True,
     ),
     "a file edited after a file removed": ([_remove, _replace("part06.md", "6.1", "六点一")], True),
+    "a question edited, then another file": (
+        [
+            _replace("part02.md", "第2-1题：什么是", "第2-1题：究竟什么是"),
+            _replace("part09.md", "要点 9.1", "要点九点一"),
+        ],
+        True,
+    ),
+    # Two notes of part02.md then share a question, one under its older question's GUID.
+    "a question edited into another of its file's, then another file": (
+        [
+            _replace("part02.md", "第2-1题：什么是第1种", "第2-2题：什么是第2种"),
+            _replace("part09.md", "要点 9.1", "要点九点一"),
+        ],
+        True,
+    ),
+    "a question edited, then copied to another file": (
+        [
+            _replace("part02.md", "第2-1题：什么是", "第2-1题：究竟什么是"),
+            _replace("part09.md", "第9-1题：什么是", "第2-1题：究竟什么是"),
+        ],
+        False,
+    ),
     # A changed file gains the question of an unchanged file's pair: they are merged or
     # warned about across files, so the build matches every file.
     "a question copied from an unchanged file": (
@@ -147,11 +170,12 @@ def test_rebuild_of_changed_files_equals_full_build(
     _write_corpus(quick)
     _build(quick, tmp_path / "quick" / "out.apkg")
     taken = _shortcuts_taken(monkeypatch)
-    for edit in edits:
+    for number, edit in enumerate(edits, 1):
         # The full build starts from the same sources, state and package, with no cache:
         # it matches every file.
         _edit_and_rebuild_both(tmp_path, quick, full, edit, fixed_clock, taken)
-        assert taken[:1] == [shortcut] or (not shortcut and taken[:1] in ([], [False]))
+        may = shortcut or number < len(edits)  # the edits before the last one may
+        assert taken[:1] == [may] or (not may and taken[:1] in ([], [False]))
         state = statefile.STATE_FILE_NAME
         assert (quick / state).read_bytes() == (full / state).read_bytes()
     got = _notes(tmp_path / "quick" / "out.apkg", tmp_path / "anki-quick")
@@ -160,23 +184,49 @@ def test_rebuild_of_changed_files_equals_full_build(
     assert len(got) >= FILES * 8 - 8
 
 
-def test_unsettled_file_is_matched_again(tmp_path: Path, fixed_clock: list[float]) -> None:
-    """A file whose note kept its GUID through an edited question is matched again on every
-    rebuild, so that its notes are matched as a full build matches them."""
+def _files_matched(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """A list that records, for each rebuild that takes the shortcut, the files it matches."""
+    matched: list[list[str]] = []
+    real_plan_delta = incremental.plan_delta
+
+    def spy(parts: incremental.Split, *args: object, **kwargs: object) -> object:
+        matched.append(sorted(job.relative for job in parts.changed.jobs))  # type: ignore[union-attr]
+        return real_plan_delta(parts, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(incremental, "plan_delta", spy)
+    return matched
+
+
+@pytest.mark.parametrize(
+    ("question_edit", "matched_again"),
+    [
+        # Its note keeps its GUID, and no other note has the new question.
+        (("第2-1题：什么是", "第2-1题：究竟什么是"), ["part09.md"]),
+        # Now two of its notes have one question: matching by question could pick either.
+        (("第2-1题：什么是第1种", "第2-2题：什么是第2种"), ["part02.md", "part09.md"]),
+    ],
+)
+def test_file_with_an_edited_question_is_matched_again_only_while_it_must_be(
+    question_edit: tuple[str, str],
+    matched_again: list[str],
+    tmp_path: Path,
+    fixed_clock: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebuild after an edit elsewhere matches again a file whose question was edited
+    before only when its note could be matched another way than by its question (the
+    scenarios above prove both give what a full build gives)."""
     source = tmp_path / "source"
     _write_corpus(source)
     package = tmp_path / "out.apkg"
     _build(source, package)
-    _replace("part02.md", "第2-1题：什么是", "第2-1题：究竟什么是")(source)
+    _replace("part02.md", *question_edit)(source)
     _build(source, package)
+    matched = _files_matched(monkeypatch)
     _replace("part09.md", "要点 9.1", "要点九点一")(source)
-    cache = incremental.load_record  # the record says which files the next build matches
-    from anki_genai.build import BuildOptions, output_cache
-
-    record = cache(output_cache(BuildOptions(sources=(source,), output=package)))
-    assert record is not None
-    assert not record.files["part02.md"].settled
-    assert all(r.settled for name, r in record.files.items() if name != "part02.md")
+    fixed_clock[0] += 100
+    _build(source, package)
+    assert matched == [matched_again]
 
 
 def test_rebuild_reports_what_a_full_build_reports(

@@ -5,7 +5,8 @@ build rested on (options, the state file it wrote, its package)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from anki_genai.sources import FileJob
 from anki_genai.statetext import plain_guid
 
 RECORD_NAME = "build.record"  # in the cache folder
-_FORMAT = 1
+_FORMAT = 2  # 2: `claimed_keys` also holds the questions of notes settled by question
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +31,10 @@ class FileRecord:
     # The GUIDs of its notes, in order, duplicates merged away: as read, one string where
     # they can be, split only when asked for (a kept file's are not).
     notes: tuple[str, ...] | str
-    settled: bool  # every note's GUID is its explicit id's or its question's
-    explicit_keys: tuple[str, ...]  # the questions (normalised) of its notes with an id
+    settled: bool  # matching gives every note its GUID again at its first steps (`_settled`)
+    # The questions (normalised) of its notes claimed by their id or question, not by the
+    # GUID their question gives: a changed pair with one of them is matched with every file.
+    claimed_keys: tuple[str, ...]
     entangled: bool  # shared a question or an id with another file's pair
     diagnostics: tuple[list[Any], ...]  # its own problems, then its duplicates'
     merged: tuple[list[Any], ...]
@@ -57,7 +60,7 @@ class FileRecord:
             joined = "\x1f".join(self.notes)
             fits = joined.count("\x1f") == max(len(self.notes) - 1, 0)
             guids = joined if fits else list(self.notes)
-        return [self.key, self.deck, guids, self.settled, list(self.explicit_keys),
+        return [self.key, self.deck, guids, self.settled, list(self.claimed_keys),
                 self.entangled, list(self.diagnostics), list(self.merged),
                 [list(m) for m in self.media]]  # fmt: skip
 
@@ -149,9 +152,11 @@ def file_records(
     guids: Sequence[str],
     merged: Sequence[Diagnostic],
     project: str,
+    removed_keys: Iterable[str] = (),
 ) -> dict[str, FileRecord]:
     """Each file's record, from its result, its cards kept after merging duplicates (in
-    order, with `guids`), and the problems merging found; `project` is the state's id."""
+    order, with `guids`), and the problems merging found; `project` is the state's id and
+    `removed_keys` the questions (normalised) of the state's other notes, its tombstones."""
     by_file: dict[str, list[tuple[Card, str]]] = {}
     for card, guid in zip(kept, guids, strict=True):
         by_file.setdefault(card.source_file, []).append((card, guid))
@@ -171,6 +176,8 @@ def file_records(
                 owner = owners.setdefault(mark, job.relative)
                 if owner != job.relative:
                     entangled.update((owner, job.relative))
+    sharing = Counter(card.question_key for card in kept)
+    sharing.update(removed_keys)
     records = {}
     for job, key, result in zip(jobs, keys, results, strict=True):
         notes = by_file.get(job.relative, [])
@@ -178,8 +185,12 @@ def file_records(
             key=key,
             deck=notes[0][0].deck if notes else "",
             notes=tuple(guid for _, guid in notes),
-            settled=all(_settled(card, guid, project) for card, guid in notes),
-            explicit_keys=tuple(c.question_key for c, _ in notes if c.explicit_id is not None),
+            settled=all(_settled(card, guid, project, sharing) for card, guid in notes),
+            claimed_keys=tuple(
+                card.question_key
+                for card, guid in notes
+                if card.explicit_id is not None or not _own(card, guid, project)
+            ),
             entangled=job.relative in entangled,
             diagnostics=tuple(d.to_list() for d in result.diagnostics),
             merged=tuple(merged_by_file.get(job.relative, ())),
@@ -188,11 +199,21 @@ def file_records(
     return records
 
 
-def _settled(card: Card, guid: str, project: str) -> bool:
+def _settled(card: Card, guid: str, project: str, sharing: Counter[str]) -> bool:
     """Whether the first steps of matching give `card` its note `guid` again, whatever
-    else changes: its id's or its question's GUID, the project's or the legacy one."""
+    else changes: its id's or its question's GUID, the project's or the legacy one; or, for
+    a pair without an id whose note kept its GUID through an edited question, its question,
+    when no other note (tombstones too) has it. A changed pair that gains that question
+    is matched with every file (`claimed_keys`); one that gains the GUID's own question
+    meets the GUID itself."""
     if not plain_guid(guid):
         return False
+    if _own(card, guid, project):
+        return True
+    return card.explicit_id is None and sharing[card.question_key] == 1
+
+
+def _own(card: Card, guid: str, project: str) -> bool:
     return guid in identity.own_guids(project, card.question_key, card.explicit_id)
 
 

@@ -12,10 +12,13 @@ by a changed pair, nor take part in the later, fuzzier steps. An unchanged note 
 the project's, or the one made before projects had ids), is claimed by its own pair at
 the first steps of `identity.assign_identities`, since the state records exactly that
 pair's question and answer under that GUID, and no other pair can take it unless it
-shares its question or id. So a file is matched again when any of its notes is unsettled
-(an edited question keeps its old GUID), and the whole build falls back to matching
-everything when a changed pair shares a question or an id with an unchanged file's note, or
-a changed file shared one with another file last time (duplicates are merged across files).
+shares its question or id. A note that kept its GUID through an edited question is
+settled too while no other note of the state (tombstones included) has its question: the
+step that matches by question gives it to its pair. So a file is matched again when any of
+its notes is unsettled (a question two notes share, one of them with the GUID of an older
+question), and the whole build falls back to matching everything when a changed pair
+shares a question or an id with an unchanged file's note, or a changed file shared one
+with another file last time (duplicates are merged across files).
 Everything else the shortcut rests on (the state file, options, tool versions, the last
 package) must be byte for byte what the last build left, or the build is a full one: a
 state file git merged into, or that reading sets right, or restored after it was lost, is
@@ -46,6 +49,7 @@ from anki_genai.cards import Card
 from anki_genai.errors import Diagnostic
 from anki_genai.identity import Status
 from anki_genai.media import MediaFile
+from anki_genai.parse import normalize_question
 from anki_genai.sources import FileJob, Sources, output_path
 from anki_genai.statefile import NoteRecord, State
 from anki_genai.statetext import Pieces, StateText
@@ -166,7 +170,7 @@ def plan_delta(
             replaced_set.update(known.guids)
     replaced = frozenset(replaced_set)
     elsewhere = _Elsewhere(text, replaced)
-    kept_questions = {k for r in parts.unchanged for k in record.files[r].explicit_keys}
+    kept_questions = {k for r in parts.unchanged for k in record.files[r].claimed_keys}
     for result in results:
         for card in result.cards:
             # A changed pair that shares a question or an id with a kept note could claim it,
@@ -215,7 +219,10 @@ def plan_delta(
     )
 
     guids = [a.guid for a in matched.assignments]
-    fresh = file_records(jobs, sources.keys, results, cards, guids, merged, project)
+    # The changed pairs share no question with a kept note (or this build would match every
+    # file): whether another note has a pair's question, only the tombstones can tell.
+    removed_keys = [normalize_question(r.question) for r in new_state.notes.values() if r.removed]
+    fresh = file_records(jobs, sources.keys, results, cards, guids, merged, project, removed_keys)
     files: dict[str, FileRecord] = {}
     statuses = iter(matched.assignments)
     counts: Counter[Status] = Counter()

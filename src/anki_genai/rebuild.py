@@ -19,6 +19,7 @@ from anki_genai.apkg import notetype, package
 from anki_genai.cache import Cache, FileResult
 from anki_genai.errors import Severity, StrictModeError
 from anki_genai.outputs import package_error, prepare
+from anki_genai.parse import normalize_question
 from anki_genai.plan import Plan
 from anki_genai.results import BuildResult, Collected, FileRead, Progress
 from anki_genai.sources import FileJob, Sources
@@ -183,11 +184,12 @@ def record_of(
         return None
     jobs = [job for job in sources.jobs if isinstance(job, FileJob)]
     guids = [note.guid for note in plan.notes[: len(collected.cards)]]
+    removed = [r for r in plan.state.notes.values() if r.removed]
     files = incremental.file_records(
         jobs, sources.keys, results, collected.cards, guids, collected.merged,
-        plan.state.project_id,
+        plan.state.project_id, [normalize_question(r.question) for r in removed],
     )  # fmt: skip
-    tombstones = tuple(g for g, r in plan.state.notes.items() if r.removed)
+    tombstones = tuple(r.guid for r in removed)
     latest = plan.state.latest_mod
     return incremental.BuildRecord(
         inputs, state_digest, latest, str(plan.package_path), tombstones, files
