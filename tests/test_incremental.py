@@ -145,9 +145,11 @@ def _edit_and_rebuild_both(
     edit: Edit,
     fixed_clock: list[float],
     taken: list[bool],
+    build_quick: Callable[[Path, Path], None] = _build,
 ) -> None:
     """Copy the quick project (sources, state, package) to a fresh full one with no cache,
-    make the same `edit` in both, and rebuild both a little later."""
+    make the same `edit` in both, and rebuild both a little later (the quick one with
+    `build_quick`)."""
     shutil.rmtree(full.parent, ignore_errors=True)
     shutil.copytree(quick, full)
     shutil.copyfile(tmp_path / "quick" / "out.apkg", tmp_path / "full" / "out.apkg")
@@ -155,7 +157,7 @@ def _edit_and_rebuild_both(
         edit(source)
     fixed_clock[0] += 100
     taken.clear()
-    _build(quick, tmp_path / "quick" / "out.apkg")
+    build_quick(quick, tmp_path / "quick" / "out.apkg")
     _build(full, tmp_path / "full" / "out.apkg")
 
 
@@ -372,16 +374,17 @@ def _rebuilds_equal_full_builds(
     fixed_clock: list[float],
     monkeypatch: pytest.MonkeyPatch,
     edits: list[Edit],
+    build_quick: Callable[[Path, Path], None] = _build,
 ) -> list[bool]:
-    """Build `tmp_path/quick/source` after each edit, and a copy of it without the cache;
-    check both give the same state file and, at the end, the same notes in Anki; return
-    whether each rebuild took the shortcut."""
+    """Build `tmp_path/quick/source` after each edit (with `build_quick`), and a copy of it
+    without the cache; check both give the same state file and, at the end, the same notes
+    in Anki; return whether each rebuild took the shortcut."""
     quick = tmp_path / "quick" / "source"
     full = tmp_path / "full" / "source"
     taken = _shortcuts_taken(monkeypatch)
     shortcuts = []
     for edit in edits:
-        _edit_and_rebuild_both(tmp_path, quick, full, edit, fixed_clock, taken)
+        _edit_and_rebuild_both(tmp_path, quick, full, edit, fixed_clock, taken, build_quick)
         shortcuts.append(taken[:1] == [True])
         state = statefile.STATE_FILE_NAME
         assert (quick / state).read_bytes() == (full / state).read_bytes()

@@ -4,10 +4,12 @@ the state and notes a build that matches every file gives (see `test_incremental
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from anki_genai.build import BuildMemo, BuildOptions, build
 from tests.test_build_paths import _build
 from tests.test_incremental import Edit, _rebuilds_equal_full_builds, fixed_clock
 
@@ -41,14 +43,15 @@ def _writes(before: Corpus, after: Corpus) -> Edit:
 
 # Edits that make notes keep their GUIDs through a question edit, and pairs that meet them,
 # come more often than in life: they are what the shortcut must get right.
-_KINDS = ["rename", "copy", "answer", "remove", "add", "id", "drop file"]
-_WEIGHTS = [4, 4, 2, 1, 2, 1, 0.3]
+_KINDS = ["rename", "copy", "answer", "remove", "add", "id", "move", "twin", "swap", "file"]
+_WEIGHTS = [4, 4, 2, 1, 2, 1, 1, 1, 1, 0.5]
 
 
 def _mutate(corpus: Corpus, rng: random.Random, seen: list[str]) -> Corpus:
     """One or two edits a user makes: questions edited a little, copied from another pair,
     answers edited, pairs removed and added back (their old question, a tombstone's), ids
-    given, a file removed."""
+    given and taken away, pairs moved, copied whole to another file or swapped, a file
+    renamed or removed."""
     corpus = {name: list(pairs) for name, pairs in corpus.items()}
     for _ in range(rng.randint(1, 2)):
         name = rng.choice(sorted(corpus))
@@ -70,9 +73,20 @@ def _mutate(corpus: Corpus, rng: random.Random, seen: list[str]) -> Corpus:
         elif kind == "remove":
             del pairs[index]
         elif kind == "id":
-            pairs[index] = (f"pin-{rng.randrange(4)}", question, answer)
-        elif len(corpus) > 2:
+            pin = None if explicit_id else f"pin-{rng.randrange(4)}"
+            pairs[index] = (pin, question, answer)
+        elif kind in ("move", "twin"):
+            other = rng.choice(sorted(corpus))
+            corpus[other].append(pairs[index])
+            if kind == "move":
+                del pairs[index]
+        elif kind == "swap":
+            other_index = rng.randrange(len(pairs))
+            pairs[index], pairs[other_index] = pairs[other_index], pairs[index]
+        elif rng.random() < 0.5 and len(corpus) > 2:
             del corpus[name]
+        else:
+            corpus[name.replace(".md", "b.md")] = corpus.pop(name)
         seen.extend(q for ps in corpus.values() for _, q, _ in ps if q not in seen)
     return corpus
 
@@ -81,23 +95,40 @@ def _pairs(f: int) -> list[Pair]:
     return [(None, f"第{f}-{n}题：什么是第{n}种情况？", f"要点 {f}.{n}") for n in range(4)]
 
 
-@pytest.mark.parametrize("seed", range(10))
+def _watching() -> Callable[[Path, Path], None]:
+    """Builds as `build --watch` makes them: one process, remembering between builds."""
+    memo = BuildMemo()
+
+    def build_again(source: Path, output: Path) -> None:
+        build(BuildOptions(sources=(source,), output=output), memo=memo)
+
+    return build_again
+
+
+@pytest.mark.parametrize("watching", [False, True], ids=["command line", "watch mode"])
+@pytest.mark.parametrize("seed", range(8))
 def test_random_edits_rebuild_as_a_full_build_does(
-    seed: int, tmp_path: Path, fixed_clock: list[float], monkeypatch: pytest.MonkeyPatch
+    seed: int,
+    watching: bool,
+    tmp_path: Path,
+    fixed_clock: list[float],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Twelve rounds of random edits: after each, the rebuild (shortcut or not) and a build
-    that matches every file leave the same state file, and at last the same notes in Anki."""
+    """Twelve rounds of random edits: after each, the rebuild (shortcut or not; from the
+    command line or in watch mode) and a build that matches every file leave the same
+    state file, and at last the same notes in Anki."""
     rng = random.Random(seed)
     corpus: Corpus = {f"part{f}.md": _pairs(f) for f in range(4)}
     seen = [q for pairs in corpus.values() for _, q, _ in pairs]
     source = tmp_path / "quick" / "source"
     source.mkdir(parents=True)
     _writes({}, corpus)(source)
-    _build(source, tmp_path / "quick" / "out.apkg")
     edits = []
     for _ in range(12):
         changed = _mutate(corpus, rng, seen)
         edits.append(_writes(corpus, changed))
         corpus = changed
-    shortcuts = _rebuilds_equal_full_builds(tmp_path, fixed_clock, monkeypatch, edits)
+    build_quick = _watching() if watching else _build
+    build_quick(source, tmp_path / "quick" / "out.apkg")
+    shortcuts = _rebuilds_equal_full_builds(tmp_path, fixed_clock, monkeypatch, edits, build_quick)
     assert any(shortcuts)  # the shortcut was put to the test
