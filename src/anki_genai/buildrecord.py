@@ -181,15 +181,19 @@ def file_records(
     records = {}
     for job, key, result in zip(jobs, keys, results, strict=True):
         notes = by_file.get(job.relative, [])
+        own = [_own(card, guid, project) for card, guid in notes]
         records[job.relative] = FileRecord(
             key=key,
             deck=notes[0][0].deck if notes else "",
             notes=tuple(guid for _, guid in notes),
-            settled=all(_settled(card, guid, project, sharing) for card, guid in notes),
+            settled=all(
+                _settled(card, guid, is_own, sharing)
+                for (card, guid), is_own in zip(notes, own, strict=True)
+            ),
             claimed_keys=tuple(
                 card.question_key
-                for card, guid in notes
-                if card.explicit_id is not None or not _own(card, guid, project)
+                for (card, _), is_own in zip(notes, own, strict=True)
+                if card.explicit_id is not None or not is_own
             ),
             entangled=job.relative in entangled,
             diagnostics=tuple(d.to_list() for d in result.diagnostics),
@@ -199,22 +203,20 @@ def file_records(
     return records
 
 
-def _settled(card: Card, guid: str, project: str, sharing: Counter[str]) -> bool:
+def _settled(card: Card, guid: str, own: bool, sharing: Counter[str]) -> bool:
     """Whether the first steps of matching give `card` its note `guid` again, whatever
-    else changes: its id's or its question's GUID, the project's or the legacy one; or, for
-    a pair without an id whose note kept its GUID through an edited question, its question,
-    when no other note (tombstones too) has it. A changed pair that gains that question
-    is matched with every file (`claimed_keys`); one that gains the GUID's own question
-    meets the GUID itself."""
+    else changes: its `own` GUID (its id's or its question's, the project's or the legacy
+    one); or, for a pair without an id whose note kept its GUID through an edited question,
+    its question, when no other note (tombstones too) has it. A changed pair that gains
+    that question is matched with every file (`claimed_keys`); one that gains the GUID's
+    own question meets the GUID itself."""
     if not plain_guid(guid):
         return False
-    if _own(card, guid, project):
-        return True
-    return card.explicit_id is None and sharing[card.question_key] == 1
+    return own or (card.explicit_id is None and sharing[card.question_key] == 1)
 
 
 def _own(card: Card, guid: str, project: str) -> bool:
-    return guid in identity.own_guids(project, card.question_key, card.explicit_id)
+    return identity.is_own_guid(guid, project, card.question_key, card.explicit_id)
 
 
 def _media(result: FileResult) -> tuple[tuple[str, str, int, int], ...]:

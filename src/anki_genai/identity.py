@@ -120,6 +120,12 @@ def own_guids(project: str, key: str, explicit_id: str | None) -> tuple[str, ...
     return _guid("q", project, key), _guid("q", key)
 
 
+def is_own_guid(guid: str, project: str, key: str, explicit_id: str | None) -> bool:
+    """Whether `guid` is one of `own_guids`: the project's own, as most are, is made first."""
+    kind, value = ("id", explicit_id) if explicit_id is not None else ("q", key)
+    return guid == _guid(kind, project, value) or guid == _guid(kind, value)
+
+
 def assign_identities(
     candidates: Sequence[Candidate],
     state: State,
@@ -146,7 +152,7 @@ def assign_identities(
     # gives (in this project, or before projects had ids), with the same question and
     # answer, and needs no further comparison.
     for index, cand in enumerate(candidates):
-        if chosen[index] is None:
+        if chosen[index] is None and records:  # a first build has none to find
             for natural in (_guid("q", project, cand.key), _guid("q", cand.key)):
                 record = records.get(natural)
                 if (
