@@ -138,3 +138,27 @@ def test_renaming_moving_and_retitling_overwrite_no_edit_made_in_anki(
     assert (log.new, log.updated) == (0, 0)
     assert anki.notes()[edited]["Answer"] == "手机上改过的答案"
     assert anki.history() == history
+
+
+def test_a_package_that_takes_another_name_says_the_old_one_is_out_of_date(
+    tmp_path: Path,
+) -> None:
+    """The package is named after its deck, or after the source folder when there are
+    several: when that changes, the build says which package to import from now on."""
+    source = tmp_path / "notes"
+    source.mkdir()
+    for name in ("网络", "系统"):
+        (source / f"{name}.md").write_text(
+            f"# {name}\n\n**题目：** {name}是什么？\n\n**答案：** 一门课。\n", encoding="utf-8"
+        )
+    output = tmp_path / "build"
+    assert run_cli("build", source, "-o", output).exit_code == 0
+    assert (output / "notes.apkg").exists()
+    (source / "系统.md").unlink()
+    result = run_cli("build", source, "-o", output)
+    assert result.exit_code == 0, result.output
+    new, old = output / "网络.apkg", output / "notes.apkg"
+    assert f"the package is now {new}" in result.output
+    assert f"{old} is the last build's and out of date" in result.output
+    again = run_cli("build", source, "-o", output)  # said once, when the name changes
+    assert "out of date" not in again.output

@@ -27,7 +27,7 @@ from anki_genai.errors import (
     UnreadableSourcesError,
 )
 from anki_genai.lock import project_lock
-from anki_genai.outputs import gone_if_failed, write_outputs
+from anki_genai.outputs import gone_if_failed, package_renamed, write_outputs
 from anki_genai.parse import ParseOptions
 from anki_genai.plan import Plan, as_last_packaged, card_strings, plan_notes
 from anki_genai.preview import write_preview
@@ -93,10 +93,11 @@ def build(
     check_output_outside_sources(folder, options.sources)
     state_path = root / statefile.STATE_FILE_NAME
     cache = output_cache(options, memo.files if memo is not None else None)
+    last_package = cache.package.get("path")
     with _lock(options, root, on_wait), _without_cyclic_gc(), gone_if_failed(folder):
         sources = _read_sources(options, cache.known_keys())
         # Read once: a rebuild of changed files reads its lines from these very bytes.
-        state_data = _read_state_bytes(state_path)
+        state_data = statefile.read_state_bytes(state_path)
         state_digest = hashlib.sha256(state_data).hexdigest() if state_data is not None else None
         unchanged = _unchanged_since_last_build(cache, options, sources, state_path, state_digest)
         if unchanged is not None:
@@ -111,7 +112,8 @@ def build(
             result = _build_all(options, cache, sources, collected, state_path, state_digest, memo)
         elif memo is not None:
             memo.state = None
-        return replace(result, diagnostics=_with_cache_problem(result, cache))
+        notices = (*result.notices, *package_renamed(last_package, result))
+        return replace(result, diagnostics=_with_cache_problem(result, cache), notices=notices)
 
 
 def _build_all(
@@ -265,14 +267,6 @@ def _read_sources(options: BuildOptions, known: Mapping[str, KnownKey] | None = 
     return read_sources(
         options.sources, options.encoding, options.parse, options.deck, options.encodings, known
     )
-
-
-def _read_state_bytes(path: Path) -> bytes | None:
-    """The state file's bytes, or None when there is none to read."""
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
 
 
 def _lock(

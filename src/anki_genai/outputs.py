@@ -14,6 +14,7 @@ from anki_genai.apkg import package
 from anki_genai.cache import CACHE_FILE_NAME, Cache
 from anki_genai.errors import write_error
 from anki_genai.plan import Plan
+from anki_genai.results import BuildResult
 
 
 def write_outputs(
@@ -108,3 +109,16 @@ def _remove_stale_temporary_files(folder: Path, pattern: str) -> None:
         for stale in folder.glob(pattern):
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+def package_renamed(last: object, result: BuildResult) -> tuple[str, ...]:
+    """A word when the package took another name and the last one is still there: its name
+    follows the decks (one deck: the deck's; several: the source folder's)."""
+    if not result.written or not isinstance(last, str) or Path(last) == result.package_path:
+        return ()
+    if not Path(last).exists():
+        return ()
+    return (
+        f"the package is now {result.package_path} (its name follows its decks); {last} is "
+        "the last build's and out of date: import the new one, and delete the old one",
+    )

@@ -59,6 +59,7 @@ __all__ = [
     "drop_tombstones",
     "legacy_project_id",
     "load_state",
+    "read_state_bytes",
     "save_state",
     "save_with_backup",
     "staged_save",
@@ -342,3 +343,11 @@ def _record_from_json(entry: Mapping[str, Any], known: Mapping[str, str]) -> Not
         fields=tuple(str(f) for f in entry.get("fields", ())),
         tags=tuple(str(t) for t in entry.get("tags", ())),
     )
+
+
+def read_state_bytes(path: Path) -> bytes | None:
+    """The state file's bytes, or None when there is none to read."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
