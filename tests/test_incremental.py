@@ -460,3 +460,29 @@ def test_state_set_right_on_reading_takes_the_full_way(
     assert shortcuts == [False, False, True]
     state = (quick / statefile.STATE_FILE_NAME).read_bytes()
     assert b"<<<<<<<" not in state and b'"mod": 1800000050' in state
+
+
+def test_note_held_while_its_pair_was_broken_is_found_by_the_shortcut(
+    tmp_path: Path, fixed_clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pair broken for a build keeps its note (held, not removed); when it is fixed, the
+    rebuild gives it that note back, as a full build does, even if its question had been
+    edited before (and so its note's GUID is not its question's)."""
+    quick = tmp_path / "quick" / "source"
+    _write_corpus(quick)
+    _build(quick, tmp_path / "quick" / "out.apkg")
+
+    def guid_of(question: str) -> str:
+        notes = statefile.load_state(quick / statefile.STATE_FILE_NAME).notes.values()
+        return next(r.guid for r in notes if r.question == question and not r.removed)
+
+    first = guid_of("第2-1题：什么是第1种情况？")
+    answer = "- 要点 2.1\n- 公式 $x_1^2$\n\n```python\nprint(2, 1)\n```\n"
+    asked = "第2-1题：究竟什么是第1种情况？\n\n**答案：**\n\n"
+    edits = [
+        _replace("part02.md", "第2-1题：什么是", "第2-1题：究竟什么是"),
+        _replace("part02.md", asked + answer, asked),  # no answer: an error, the note waits
+        _replace("part02.md", asked, asked + answer),
+    ]
+    _rebuilds_equal_full_builds(tmp_path, fixed_clock, monkeypatch, edits)
+    assert guid_of("第2-1题：究竟什么是第1种情况？") == first

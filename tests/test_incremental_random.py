@@ -24,7 +24,8 @@ def _text(pairs: list[Pair]) -> str:
     for number, (explicit_id, question, answer) in enumerate(pairs, 1):
         pin = f"<!-- anki-genai-id: {explicit_id} -->\n" if explicit_id else ""
         heading = f"## {number}. 小节\n\n"
-        parts.append(f"{heading}{pin}**题目：** {question}\n\n**答案：**\n\n- {answer}\n")
+        body = f"- {answer}\n" if answer else ""  # none: a broken pair, its note held
+        parts.append(f"{heading}{pin}**题目：** {question}\n\n**答案：**\n\n{body}")
     return "\n".join(parts)
 
 
@@ -43,15 +44,27 @@ def _writes(before: Corpus, after: Corpus) -> Edit:
 
 # Edits that make notes keep their GUIDs through a question edit, and pairs that meet them,
 # come more often than in life: they are what the shortcut must get right.
-_KINDS = ["rename", "copy", "answer", "remove", "add", "id", "move", "twin", "swap", "file"]
-_WEIGHTS = [4, 4, 2, 1, 2, 1, 1, 1, 1, 0.5]
+_KINDS = [
+    "rename",
+    "copy",
+    "answer",
+    "remove",
+    "add",
+    "id",
+    "move",
+    "twin",
+    "swap",
+    "break",
+    "file",
+]
+_WEIGHTS = [4, 4, 2, 1, 2, 1, 1, 1, 1, 0.7, 0.5]
 
 
 def _mutate(corpus: Corpus, rng: random.Random, seen: list[str]) -> Corpus:
     """One or two edits a user makes: questions edited a little, copied from another pair,
     answers edited, pairs removed and added back (their old question, a tombstone's), ids
-    given and taken away, pairs moved, copied whole to another file or swapped, a file
-    renamed or removed."""
+    given and taken away, pairs moved, copied whole to another file or swapped, answers
+    emptied and written again, a file renamed or removed."""
     corpus = {name: list(pairs) for name, pairs in corpus.items()}
     for _ in range(rng.randint(1, 2)):
         name = rng.choice(sorted(corpus))
@@ -80,6 +93,8 @@ def _mutate(corpus: Corpus, rng: random.Random, seen: list[str]) -> Corpus:
             corpus[other].append(pairs[index])
             if kind == "move":
                 del pairs[index]
+        elif kind == "break":  # the answer emptied while editing, or written again
+            pairs[index] = (explicit_id, question, "" if answer else "要点 修好")
         elif kind == "swap":
             other_index = rng.randrange(len(pairs))
             pairs[index], pairs[other_index] = pairs[other_index], pairs[index]
