@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from anki_genai import identity
 from anki_genai.cli import main
 
 # A valid one-pair note, for tests that need sources which build.
@@ -19,6 +20,14 @@ GOOD = "# 网络\n\n## TCP\n\n**题目：** TCP 是什么？\n\n**答案：** �
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "source" / "生图AI-DALL·E2与Imagen.md"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Builds read the time from here, so two builds can be compared note for note."""
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(identity.time, "time", lambda: now[0])
+    return now
 
 
 def run_cli(*args: str | Path) -> Result:

@@ -18,7 +18,7 @@ import pytest
 
 from anki_genai import build as build_module
 from anki_genai import cache as cache_module
-from anki_genai import identity, statefile
+from anki_genai import statefile
 from anki_genai import workers as workers_module
 from anki_genai.apkg import deflate, inplace
 from anki_genai.apkg.collection import CollectionWriter
@@ -79,14 +79,6 @@ def _clean_build_notes(source: Path, tmp_path: Path) -> dict[str, Any]:
     shutil.copytree(source, tmp_path / "clean" / "source")
     _build(tmp_path / "clean" / "source", tmp_path / "clean" / "out.apkg")
     return _notes(tmp_path / "clean" / "out.apkg", tmp_path / "anki-clean")
-
-
-@pytest.fixture
-def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Builds read the time from here, so two builds can be compared note for note."""
-    now = [1_800_000_000.0]
-    monkeypatch.setattr(identity.time, "time", lambda: now[0])
-    return now
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ import pytest
 
 from anki_genai.build import BuildMemo, BuildOptions, build
 from tests.test_build_paths import _build
-from tests.test_incremental import Edit, _rebuilds_equal_full_builds, fixed_clock
-
-__all__ = ["fixed_clock"]  # the fixture, used by name
+from tests.test_incremental import Edit, _rebuilds_equal_full_builds
 
 Pair = tuple[str | None, str, str]  # explicit id, question, answer
 Corpus = dict[str, list[Pair]]

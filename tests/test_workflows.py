@@ -160,5 +160,9 @@ def test_a_package_that_takes_another_name_says_the_old_one_is_out_of_date(
     new, old = output / "网络.apkg", output / "notes.apkg"
     assert f"the package is now {new}" in result.output
     assert f"{old} is the last build's and out of date" in result.output
-    again = run_cli("build", source, "-o", output)  # said once, when the name changes
+    (source / "网络.md").write_text(
+        "# 网络\n\n**题目：** 网络是什么？\n\n**答案：** 两门课。\n", encoding="utf-8"
+    )
+    again = run_cli("build", source, "-o", output.resolve())  # said once, when it changes
+    assert again.exit_code == 0 and "Wrote" in again.output
     assert "out of date" not in again.output

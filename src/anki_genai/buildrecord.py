@@ -15,7 +15,9 @@ from anki_genai import identity
 from anki_genai.cache import Cache, FileResult
 from anki_genai.cards import Card
 from anki_genai.errors import Diagnostic
+from anki_genai.parse import normalize_question
 from anki_genai.sources import FileJob
+from anki_genai.staterecords import NoteRecord
 from anki_genai.statetext import plain_guid
 
 RECORD_NAME = "build.record"  # in the cache folder
@@ -66,10 +68,10 @@ class FileRecord:
 
     @classmethod
     def from_list(cls, data: list[Any]) -> FileRecord:
-        key, deck, guids, settled, explicit, entangled, diagnostics, merged, media = data
+        key, deck, guids, settled, claimed, entangled, diagnostics, merged, media = data
         notes = guids if isinstance(guids, str) else tuple(guids)
         return cls(
-            str(key), str(deck), notes, bool(settled), tuple(explicit), bool(entangled),
+            str(key), str(deck), notes, bool(settled), tuple(claimed), bool(entangled),
             tuple(diagnostics), tuple(merged),
             tuple((str(p), str(n), int(s), int(m)) for p, n, s, m in media),
         )  # fmt: skip
@@ -152,11 +154,11 @@ def file_records(
     guids: Sequence[str],
     merged: Sequence[Diagnostic],
     project: str,
-    removed_keys: Iterable[str] = (),
+    tombstones: Iterable[NoteRecord] = (),
 ) -> dict[str, FileRecord]:
     """Each file's record, from its result, its cards kept after merging duplicates (in
     order, with `guids`), and the problems merging found; `project` is the state's id and
-    `removed_keys` the questions (normalised) of the state's other notes, its tombstones."""
+    `tombstones` the state's other notes."""
     by_file: dict[str, list[tuple[Card, str]]] = {}
     for card, guid in zip(kept, guids, strict=True):
         by_file.setdefault(card.source_file, []).append((card, guid))
@@ -177,7 +179,7 @@ def file_records(
                 if owner != job.relative:
                     entangled.update((owner, job.relative))
     sharing = Counter(card.question_key for card in kept)
-    sharing.update(removed_keys)
+    sharing.update(normalize_question(r.question) for r in tombstones)
     records = {}
     for job, key, result in zip(jobs, keys, results, strict=True):
         notes = by_file.get(job.relative, [])
@@ -216,6 +218,7 @@ def _settled(card: Card, guid: str, own: bool, sharing: Counter[str]) -> bool:
 
 
 def _own(card: Card, guid: str, project: str) -> bool:
+    """Whether `guid` is the one `card`'s id or question gives (`identity.own_guids`)."""
     return identity.is_own_guid(guid, project, card.question_key, card.explicit_id)
 
 

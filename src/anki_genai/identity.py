@@ -28,6 +28,7 @@ import hashlib
 import time
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 
 from anki_genai.parse import normalize_question
 from anki_genai.statefile import NoteRecord, State
@@ -241,7 +242,9 @@ def _match_edited_questions(
     claimed: set[str],
 ) -> None:
     open_candidates = [i for i, guid in enumerate(chosen) if guid is None]
-    open_records = sorted((r for r in records.values() if r.guid not in claimed), key=_guid_of)
+    open_records = sorted(
+        (r for r in records.values() if r.guid not in claimed), key=attrgetter("guid")
+    )
     if not open_candidates or not open_records:
         return
     import difflib  # only when some question found no note of its own
@@ -279,10 +282,6 @@ def _match_edited_questions(
             continue  # ambiguous: better a new note than two questions merged into one
         chosen[index] = guid
         claimed.add(guid)
-
-
-def _guid_of(record: NoteRecord) -> str:
-    return record.guid
 
 
 def _explicit_guid(project: str, explicit_id: str, records: Mapping[str, NoteRecord]) -> str:

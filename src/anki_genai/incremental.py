@@ -12,13 +12,14 @@ by a changed pair, nor take part in the later, fuzzier steps. An unchanged note 
 the project's, or the one made before projects had ids), is claimed by its own pair at
 the first steps of `identity.assign_identities`, since the state records exactly that
 pair's question and answer under that GUID, and no other pair can take it unless it
-shares its question or id. A note that kept its GUID through an edited question is
+shares its question or id. A note without an id whose GUID is not its question's (kept
+through an edited question, or made distinct from another with the same question) is
 settled too while no other note of the state (tombstones included) has its question: the
 step that matches by question gives it to its pair. So a file is matched again when any of
-its notes is unsettled (a question two notes share, one of them with the GUID of an older
-question), and the whole build falls back to matching everything when a changed pair
-shares a question or an id with an unchanged file's note, or a changed file shared one
-with another file last time (duplicates are merged across files).
+its notes is unsettled (such a note whose question another note shares, a note whose id
+does not give its GUID), and the whole build falls back to matching everything when a
+changed pair shares a question or an id with an unchanged file's note, or a changed file
+shared one with another file last time (duplicates are merged across files).
 Everything else the shortcut rests on (the state file, options, tool versions, the last
 package) must be byte for byte what the last build left, or the build is a full one: a
 state file git merged into, or that reading sets right, or restored after it was lost, is
@@ -49,7 +50,6 @@ from anki_genai.cards import Card
 from anki_genai.errors import Diagnostic
 from anki_genai.identity import Status
 from anki_genai.media import MediaFile
-from anki_genai.parse import normalize_question
 from anki_genai.sources import FileJob, Sources, output_path
 from anki_genai.statefile import NoteRecord, State
 from anki_genai.statetext import Pieces, StateText
@@ -221,8 +221,8 @@ def plan_delta(
     guids = [a.guid for a in matched.assignments]
     # The changed pairs share no question with a kept note (or this build would match every
     # file): whether another note has a pair's question, only the tombstones can tell.
-    removed_keys = [normalize_question(r.question) for r in new_state.notes.values() if r.removed]
-    fresh = file_records(jobs, sources.keys, results, cards, guids, merged, project, removed_keys)
+    gone = [r for r in new_state.notes.values() if r.removed]
+    fresh = file_records(jobs, sources.keys, results, cards, guids, merged, project, gone)
     files: dict[str, FileRecord] = {}
     statuses = iter(matched.assignments)
     counts: Counter[Status] = Counter()

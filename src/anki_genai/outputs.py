@@ -114,9 +114,15 @@ def _remove_stale_temporary_files(folder: Path, pattern: str) -> None:
 def package_renamed(last: object, result: BuildResult) -> tuple[str, ...]:
     """A word when the package took another name and the last one is still there: its name
     follows the decks (one deck: the deck's; several: the source folder's)."""
-    if not result.written or not isinstance(last, str) or Path(last) == result.package_path:
+    if not result.written or not isinstance(last, str):
         return ()
-    if not Path(last).exists():
+    old, new = Path(last), result.package_path
+    try:
+        # The last path as that build was given it: from another folder it may name another
+        # file, so only a package beside the new one counts.
+        if old.samefile(new) or not old.parent.samefile(new.parent):
+            return ()
+    except OSError:  # the old one is gone
         return ()
     return (
         f"the package is now {result.package_path} (its name follows its decks); {last} is "

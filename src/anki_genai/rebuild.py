@@ -19,7 +19,6 @@ from anki_genai.apkg import notetype, package
 from anki_genai.cache import Cache, FileResult
 from anki_genai.errors import Severity, StrictModeError
 from anki_genai.outputs import package_error, prepare
-from anki_genai.parse import normalize_question
 from anki_genai.plan import Plan
 from anki_genai.results import BuildResult, Collected, FileRead, Progress
 from anki_genai.sources import FileJob, Sources
@@ -190,7 +189,7 @@ def record_of(
     removed = [r for r in plan.state.notes.values() if r.removed]
     files = incremental.file_records(
         jobs, sources.keys, results, collected.cards, guids, collected.merged,
-        plan.state.project_id, [normalize_question(r.question) for r in removed],
+        plan.state.project_id, removed,
     )  # fmt: skip
     tombstones = tuple(r.guid for r in removed)
     latest = plan.state.latest_mod
