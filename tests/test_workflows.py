@@ -141,10 +141,11 @@ def test_renaming_moving_and_retitling_overwrite_no_edit_made_in_anki(
 
 
 def test_a_package_that_takes_another_name_says_the_old_one_is_out_of_date(
-    tmp_path: Path,
+    tmp_path: Path, anki: AnkiCollection
 ) -> None:
     """The package is named after its deck, or after the source folder when there are
-    several: when that changes, the build says which package to import from now on."""
+    several: when that changes, the build says which package to import from now on, and
+    the notes it removes keep in Anki what they showed (the last package had them)."""
     source = tmp_path / "notes"
     source.mkdir()
     for name in ("网络", "系统"):
@@ -160,6 +161,10 @@ def test_a_package_that_takes_another_name_says_the_old_one_is_out_of_date(
     new, old = output / "网络.apkg", output / "notes.apkg"
     assert f"the package is now {new}" in result.output
     assert f"{old} is the last build's and out of date" in result.output
+    anki.import_package(old)
+    anki.import_package(new)
+    answers = sorted(fields["Answer"] for fields in anki.notes().values())
+    assert answers == ["一门课。", "一门课。"]  # the removed note's as it was, not a stub
     (source / "网络.md").write_text(
         "# 网络\n\n**题目：** 网络是什么？\n\n**答案：** 两门课。\n", encoding="utf-8"
     )

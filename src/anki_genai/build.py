@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from anki_genai import incremental, rebuild, statefile
+from anki_genai import incremental, outputs, rebuild, statefile
 from anki_genai.cache import CACHE_FILE_NAME, Cache, FileResult, RememberedFile, environment_key
 from anki_genai.cards import Card, merge_duplicates
 from anki_genai.errors import (
@@ -27,7 +27,7 @@ from anki_genai.errors import (
     UnreadableSourcesError,
 )
 from anki_genai.lock import project_lock
-from anki_genai.outputs import gone_if_failed, package_renamed, write_outputs
+from anki_genai.outputs import gone_if_failed, write_outputs
 from anki_genai.parse import ParseOptions
 from anki_genai.plan import Plan, as_last_packaged, card_strings, plan_notes
 from anki_genai.preview import write_preview
@@ -112,7 +112,7 @@ def build(
             result = _build_all(options, cache, sources, collected, state_path, state_digest, memo)
         elif memo is not None:
             memo.state = None
-        notices = (*result.notices, *package_renamed(last_package, result))
+        notices = (*result.notices, *outputs.package_renamed(last_package, result))
         return replace(result, diagnostics=_with_cache_problem(result, cache), notices=notices)
 
 
@@ -127,7 +127,7 @@ def _build_all(
 ) -> BuildResult:
     """Match every file's cards against the state, then write the package and the state."""
     plan, state_changed, recovered, repairs = _plan(
-        collected, options, state_path, state_digest, memo, bool(cache.package)
+        collected, options, state_path, state_digest, memo, cache.package.get("path")
     )
     result = replace(_result(collected, plan, state_path, recovered), state_repairs=repairs)
     if options.strict and result.diagnostics:
@@ -314,7 +314,7 @@ def _plan(
     state_path: Path,
     state_digest: str | None,
     memo: BuildMemo | None,
-    built_before: bool = False,
+    last_package: object = None,
 ) -> tuple[Plan, bool, Recovered | None, tuple[statefile.Repair, ...]]:
     """Match the cards against the state (restored, if it was lost); return the plan,
     whether the state changes, what was restored, and what reading it set right.
@@ -334,7 +334,7 @@ def _plan(
     else:
         known = card_strings(collected.cards) if state_digest is not None else None
         state, recovered = previous_state(
-            state_path, packages, collected.cards, known, built_before
+            state_path, packages, collected.cards, known, last_package is not None
         )
     if memo is not None:
         memo.state = None  # the old state goes while packaging, as above
@@ -345,8 +345,10 @@ def _plan(
     if not collected.cards and not kept and not _has_notes(state, collected.scope):
         raise NoCardsError(options.sources, len(collected.files), collected.diagnostics)
     broken = broken_files(collected.diagnostics, collected.root)
+    # Removed notes show what the last package showed, though it had another name.
+    last = outputs.other_package_beside(last_package, package_path)
     plan = plan_notes(
-        collected.cards, state, state_path, package_path, collected.scope, kept, broken
+        collected.cards, state, state_path, package_path, collected.scope, kept, broken, last
     )
     # Compared as data, not as text: a state that says the same is not rewritten, unless
     # reading it had to set something right or it was restored from a damaged one.

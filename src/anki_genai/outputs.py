@@ -111,20 +111,31 @@ def _remove_stale_temporary_files(folder: Path, pattern: str) -> None:
                 stale.unlink()
 
 
-def package_renamed(last: object, result: BuildResult) -> tuple[str, ...]:
-    """A word when the package took another name and the last one is still there: its name
-    follows the decks (one deck: the deck's; several: the source folder's)."""
-    if not result.written or not isinstance(last, str):
-        return ()
-    old, new = Path(last), result.package_path
+def other_package_beside(last: object, package_path: Path) -> Path | None:
+    """The package the last build wrote (`last`, as that build named it), if it is another
+    file than `package_path` in the same folder: its name follows its decks."""
+    if not isinstance(last, str):
+        return None
+    old = Path(last)
     try:
         # The last path as that build was given it: from another folder it may name another
         # file, so only a package beside the new one counts.
-        if old.samefile(new) or not old.parent.samefile(new.parent):
-            return ()
-    except OSError:  # the old one is gone
+        if not old.exists() or not old.parent.samefile(package_path.parent):
+            return None
+        if package_path.exists() and old.samefile(package_path):
+            return None
+    except OSError:  # the folder is not there (yet)
+        return None
+    return old
+
+
+def package_renamed(last: object, result: BuildResult) -> tuple[str, ...]:
+    """A word when the package took another name and the last one is still there (one
+    deck: the deck's name; several: the source folder's)."""
+    old = other_package_beside(last, result.package_path) if result.written else None
+    if old is None:
         return ()
     return (
-        f"the package is now {result.package_path} (its name follows its decks); {last} is "
+        f"the package is now {result.package_path} (its name follows its decks); {old} is "
         "the last build's and out of date: import the new one, and delete the old one",
     )

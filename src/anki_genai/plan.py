@@ -91,6 +91,7 @@ def plan_notes(
     scope: Container[str] | None = None,
     kept: Sequence[PackagedNote] = (),
     broken: Container[str] = (),
+    last_package: Path | None = None,
 ) -> Plan:
     """Match `cards` against `state`: the notes to package at `package_path`, and the next state.
 
@@ -98,6 +99,7 @@ def plan_notes(
     the others keep their records as they are, GUIDs included. The `kept` notes (of files
     that could not be read this time, see `as_last_packaged`) are packaged as they are.
     In the `broken` files (an error in a pair), a note no pair matches is not removed.
+    A removed note shows what it showed in `last_package` (None: `package_path`'s).
     """
     now = identity.build_timestamp(state)
     outside = {g: r for g, r in state.notes.items() if r.file not in scope} if scope else {}
@@ -110,7 +112,7 @@ def plan_notes(
     outside = {**outside, **waiting}
     note_type_digest = notetype.note_type_digest()
     note_type_mod = state.note_type_mod if state.note_type_digest == note_type_digest else now
-    tombstones = make_tombstones(matched, package_path)
+    tombstones = make_tombstones(matched, last_package or package_path)
     new_state = identity.updated_state(
         candidates, matched, tombstones, note_type_digest, note_type_mod
     )
