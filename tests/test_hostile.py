@@ -73,6 +73,28 @@ def test_the_hint_for_an_undecodable_file_names_its_encoding(
     assert not (tmp_path / "build").exists()
 
 
+def test_utf16_of_plain_ascii_without_a_byte_order_mark_is_named(tmp_path: Path) -> None:
+    """ASCII in UTF-16 is valid UTF-8 too, a NUL beside every letter: it is named, not
+    built into cards of replacement characters."""
+    source = tmp_path / "english.md"
+    source.write_bytes(
+        "**Question:** What is TCP?\n\n**Answer:** A protocol.\n".encode("utf-16-le")
+    )
+    result = run_cli("build", source, "-o", tmp_path / "build")
+    assert result.exit_code == 1
+    assert f"{source}:1: error: not valid utf-8; it reads as utf-16-le" in result.stderr
+    assert not (tmp_path / "build").exists()
+
+
+def test_a_nul_byte_is_named_with_its_line(tmp_path: Path) -> None:
+    source = tmp_path / "notes.md"
+    source.write_bytes(GOOD.replace("调度", "调\x00度").encode("utf-8"))
+    result = run_cli("check", source)
+    assert result.exit_code == 1
+    line = GOOD[: GOOD.index("调度")].count("\n") + 1
+    assert f"{source}:{line}: error: holds a NUL byte, which is not text" in result.output
+
+
 def test_encodings_can_be_set_per_glob_in_the_settings_file(tmp_path: Path) -> None:
     """Old notes in GBK next to new ones in UTF-8: `[encodings]` names the old ones."""
     source = tmp_path / "source"

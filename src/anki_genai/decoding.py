@@ -56,13 +56,26 @@ def decode_source(data: bytes, path: Path, encoding: str = "utf-8") -> str:
     if codec is None:
         codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     try:
-        return data.decode(codec)
+        text = data.decode(codec)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise SourceError(
             _undecodable(data, codec if codec != "utf-8-sig" else "utf-8"),
             SourceLocation(path, line),
         ) from None
+    nul = text.find("\x00")
+    if nul != -1:
+        # Valid, but not text: UTF-16 of ASCII without a byte order mark, or a binary file;
+        # Markdown would show each NUL as a replacement character.
+        line = text.count("\n", 0, nul) + 1
+        likely = _likely_encoding(data)
+        message = (
+            _undecodable(data, codec if codec != "utf-8-sig" else "utf-8")
+            if likely is not None and likely.startswith("utf-16")
+            else "holds a NUL byte, which is not text: remove it (is this a binary file?)"
+        )
+        raise SourceError(message, SourceLocation(path, line))
+    return text
 
 
 def _undecodable(data: bytes, encoding: str) -> str:
