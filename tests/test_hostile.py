@@ -93,6 +93,7 @@ def test_a_nul_byte_is_named_with_its_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     line = GOOD[: GOOD.index("调度")].count("\n") + 1
     assert f"{source}:{line}: error: holds a NUL byte, which is not text" in result.output
+    assert "mark questions and answers" not in result.output  # it was not read, so no hint
 
 
 def test_encodings_can_be_set_per_glob_in_the_settings_file(tmp_path: Path) -> None:

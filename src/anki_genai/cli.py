@@ -177,7 +177,8 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
         collected, verbosity=verbosity, as_json=params["as_json"], strict=options.strict
     )
     if not collected.cards:
-        report.error(NoCardsError(options.sources, len(collected.files), built=False))
+        if any(r is not None for r in collected.results):  # else the errors above say why
+            report.error(NoCardsError(options.sources, len(collected.files), built=False))
         raise SystemExit(1)
     problems = collected.diagnostics
     if any(d.severity is Severity.ERROR or options.strict for d in problems):
