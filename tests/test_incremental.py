@@ -4,7 +4,7 @@ the same notes in Anki (GUIDs, fields, mods, tags, decks) and the same state fil
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -479,3 +479,36 @@ def test_note_held_while_its_pair_was_broken_is_found_by_the_shortcut(
     ]
     _rebuilds_equal_full_builds(tmp_path, fixed_clock, monkeypatch, edits)
     assert guid_of("第2-1题：究竟什么是第1种情况？") == first
+
+
+def test_a_build_that_waited_for_another_starts_from_what_it_left(
+    tmp_path: Path, fixed_clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two builds of one project (a watching process and one from the shell): the second
+    waits for the first's lock, then reads the cache that build left, so it finds the work
+    done rather than building everything again."""
+    import contextlib
+
+    from anki_genai import build as build_module
+
+    source = tmp_path / "source"
+    _write_corpus(source)
+    package = tmp_path / "out.apkg"
+    _build(source, package)
+    real_lock = build_module._lock
+
+    @contextlib.contextmanager
+    def lock_after_another_build(*args: object) -> Iterator[object]:
+        # While this build waited, another built an edit.
+        _replace("part05.md", "要点 5.3", "要点五点三")(source)
+        fixed_clock[0] += 100
+        monkeypatch.setattr(build_module, "_lock", real_lock)
+        _build(source, package)
+        with real_lock(*args) as held:  # type: ignore[arg-type]
+            yield held
+
+    monkeypatch.setattr(build_module, "_lock", lock_after_another_build)
+    taken = _shortcuts_taken(monkeypatch)
+    result = build_module.build(build_module.BuildOptions(sources=(source,), output=package))
+    assert taken == [True]  # the other build's shortcut
+    assert not result.written  # and this one found everything done

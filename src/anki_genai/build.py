@@ -92,9 +92,10 @@ def build(
     folder = package_folder(options.output)
     check_output_outside_sources(folder, options.sources)
     state_path = root / statefile.STATE_FILE_NAME
-    cache = output_cache(options, memo.files if memo is not None else None)
-    last_package = cache.package.get("path")
     with _lock(options, root, on_wait), _without_cyclic_gc(), gone_if_failed(folder):
+        # Read under the lock: a build that waited for another starts from what it left.
+        cache = output_cache(options, memo.files if memo is not None else None)
+        last_package = cache.package.get("path")
         sources = _read_sources(options, cache.known_keys())
         # Read once: a rebuild of changed files reads its lines from these very bytes.
         state_data = statefile.read_state_bytes(state_path)
