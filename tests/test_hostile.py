@@ -93,7 +93,12 @@ def test_a_nul_byte_is_named_with_its_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     line = GOOD[: GOOD.index("调度")].count("\n") + 1
     assert f"{source}:{line}: error: holds a NUL byte, which is not text" in result.output
+    assert "the file could not be read (see above)" in result.output
     assert "mark questions and answers" not in result.output  # it was not read, so no hint
+    built = run_cli("build", source, "-o", tmp_path / "build", "--skip-unreadable")
+    assert built.exit_code == 1
+    assert "could not be read (see above); nothing written" in built.output
+    assert not (tmp_path / "build").exists()
 
 
 def test_encodings_can_be_set_per_glob_in_the_settings_file(tmp_path: Path) -> None:

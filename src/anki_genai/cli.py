@@ -177,8 +177,9 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
         collected, verbosity=verbosity, as_json=params["as_json"], strict=options.strict
     )
     if not collected.cards:
-        if any(r is not None for r in collected.results):  # else the errors above say why
-            report.error(NoCardsError(options.sources, len(collected.files), built=False))
+        unreadable = sum(r is None for r in collected.results)
+        files = len(collected.files)
+        report.error(NoCardsError(options.sources, files, built=False, unreadable=unreadable))
         raise SystemExit(1)
     problems = collected.diagnostics
     if any(d.severity is Severity.ERROR or options.strict for d in problems):

@@ -95,15 +95,21 @@ class NoCardsError(AnkiGenaiError):
         files: int,
         diagnostics: tuple[Diagnostic, ...] = (),
         built: bool = True,  # `check` writes nothing anyway, and does not say so
+        unreadable: int = 0,  # of the files, those that could not be read
     ) -> None:
         named = " ".join(str(s) for s in sources)
         written = "; nothing written" if built else ""
-        super().__init__(
-            f"{named}: no cards in {files} file{'' if files == 1 else 's'}{written}. "
-            f"`anki-genai check -v {named}` shows the layout each file was read in; mark "
-            "questions and answers (**题目：** … **答案：** …, or Q: … A: …), or choose one "
-            "with --layout"
-        )
+        counted = f"{files} file{'' if files == 1 else 's'}"
+        if files and unreadable == files:  # no layout to blame: none was parsed
+            which = "the file could not" if files == 1 else f"none of the {counted} could"
+            message = f"{named}: {which} be read (see above){written}"
+        else:
+            message = (
+                f"{named}: no cards in {counted}{written}. `anki-genai check -v {named}` "
+                "shows the layout each file was read in; mark questions and answers "
+                "(**题目：** … **答案：** …, or Q: … A: …), or choose one with --layout"
+            )
+        super().__init__(message)
         self.diagnostics = diagnostics
 
 
