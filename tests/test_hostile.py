@@ -87,6 +87,8 @@ def test_utf16_of_plain_ascii_without_a_byte_order_mark_is_named(tmp_path: Path)
 
 
 def test_a_nul_byte_is_named_with_its_line(tmp_path: Path) -> None:
+    """A stray NUL is an error at its line, for check and build alike; with no other file
+    there is nothing to build, and no advice about layouts for a file never parsed."""
     source = tmp_path / "notes.md"
     source.write_bytes(GOOD.replace("调度", "调\x00度").encode("utf-8"))
     result = run_cli("check", source)

@@ -344,10 +344,8 @@ def _plan(
     kept = as_last_packaged(state, collected.scope.skipped, packages)
     package_path = output_path(options.output, collected.root, decks | {n.deck for n in kept})
     if not collected.cards and not kept and not _has_notes(state, collected.scope):
-        unreadable = sum(r is None for r in collected.results)
-        raise NoCardsError(
-            options.sources, len(collected.files), collected.diagnostics, unreadable=unreadable
-        )
+        files, unreadable = len(collected.files), collected.unreadable
+        raise NoCardsError(options.sources, files, collected.diagnostics, unreadable=unreadable)
     broken = broken_files(collected.diagnostics, collected.root)
     # Removed notes show what the last package showed, though it had another name.
     last = outputs.other_package_beside(last_package, package_path)

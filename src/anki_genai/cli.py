@@ -177,8 +177,7 @@ def check_command(ctx: click.Context, /, **params: Any) -> None:
         collected, verbosity=verbosity, as_json=params["as_json"], strict=options.strict
     )
     if not collected.cards:
-        unreadable = sum(r is None for r in collected.results)
-        files = len(collected.files)
+        files, unreadable = len(collected.files), collected.unreadable
         report.error(NoCardsError(options.sources, files, built=False, unreadable=unreadable))
         raise SystemExit(1)
     problems = collected.diagnostics

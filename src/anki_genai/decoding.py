@@ -55,14 +55,12 @@ def decode_source(data: bytes, path: Path, encoding: str = "utf-8") -> str:
     codec = next((c for bom, c in _BOMS if data.startswith(bom)), None)
     if codec is None:
         codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    named = codec if codec != "utf-8-sig" else "utf-8"
     try:
         text = data.decode(codec)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise SourceError(
-            _undecodable(data, codec if codec != "utf-8-sig" else "utf-8"),
-            SourceLocation(path, line),
-        ) from None
+        raise SourceError(_undecodable(data, named), SourceLocation(path, line)) from None
     nul = text.find("\x00")
     if nul != -1:
         # Valid, but not text: UTF-16 of ASCII without a byte order mark, or a binary file;
@@ -70,7 +68,7 @@ def decode_source(data: bytes, path: Path, encoding: str = "utf-8") -> str:
         line = text.count("\n", 0, nul) + 1
         likely = _likely_encoding(data)
         message = (
-            _undecodable(data, codec if codec != "utf-8-sig" else "utf-8")
+            _undecodable(data, named)
             if likely is not None and likely.startswith("utf-16")
             else "holds a NUL byte, which is not text: remove it (is this a binary file?)"
         )

@@ -181,12 +181,11 @@ def record_of(
         return None
     if collected.failed or collected.scope.skipped or plan.kept_notes:
         return None
-    live = sum(1 for r in plan.state.notes.values() if not r.removed)
-    if live != len(collected.cards):
+    removed = [r for r in plan.state.notes.values() if r.removed]
+    if len(plan.state.notes) - len(removed) != len(collected.cards):
         return None  # notes of broken pairs wait in the state, in no file's record
     jobs = [job for job in sources.jobs if isinstance(job, FileJob)]
     guids = [note.guid for note in plan.notes[: len(collected.cards)]]
-    removed = [r for r in plan.state.notes.values() if r.removed]
     files = incremental.file_records(
         jobs, sources.keys, results, collected.cards, guids, collected.merged,
         plan.state.project_id, removed,

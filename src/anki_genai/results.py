@@ -35,6 +35,11 @@ class Collected:
     results: tuple[FileResult | None, ...] = ()
     merged: tuple[Diagnostic, ...] = ()
 
+    @property
+    def unreadable(self) -> int:
+        """How many of the files could not be read."""
+        return sum(r is None for r in self.results)
+
 
 @dataclass(frozen=True, slots=True)
 class BuildResult:
