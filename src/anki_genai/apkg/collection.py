@@ -6,6 +6,7 @@ how the rows are batched, and which notes are written at all, is decided here an
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -87,22 +88,19 @@ class CollectionWriter:
     def write_decks_and_note_type(
         self, cursor: sqlite3.Cursor, decks: Mapping[str, int], note_type_mod: int
     ) -> None:
-        """Store the decks (ids by name) and the note type, once.
+        """Store the decks (ids by name) and the note type, once, and only if they changed.
 
         genanki's Package.write_to_db rewrites the decks and models JSON once per deck; a
-        collection of many decks is written here once.
+        collection of many decks is written here once. A patched collection keeps them as
+        they were when nothing changed: thousands of decks fill hundreds of pages, which a
+        patch would otherwise write, and deflate, again.
         """
-        import genanki
-
-        written = [genanki.Deck(decks[name], name) for name in sorted(decks)]
-        (decks_json,) = cursor.execute("SELECT decks FROM col").fetchone()
-        # Only genanki's Default deck stays: a deck that has lost its last note goes.
-        all_decks = {k: v for k, v in json.loads(decks_json).items() if k == "1"}
-        all_decks.update({str(deck.deck_id): deck.to_json() for deck in written})
-        default_deck = written[0].deck_id if written else 1
+        named = tuple(sorted(decks.items()))
+        default_deck = named[0][1] if named else 1
         models = {str(NOTE_TYPE_ID): self._model.to_json(note_type_mod, default_deck)}
         cursor.execute(
-            "UPDATE col SET decks = ?, models = ?", (json.dumps(all_decks), json.dumps(models))
+            "UPDATE col SET decks = ?1, models = ?2 WHERE decks IS NOT ?1 OR models IS NOT ?2",
+            (_decks_json(named), json.dumps(models)),
         )
 
     def insert_notes(
@@ -132,6 +130,28 @@ class CollectionWriter:
             if index % 2000 == 0 or index == len(notes):
                 rows.flush(cursor)
         return note_ids
+
+
+@functools.lru_cache(maxsize=4)  # a watched project writes the same decks at every save
+def _decks_json(named: tuple[tuple[str, int], ...]) -> str:
+    """The collection's decks: genanki's Default deck, and `named` (name, id), as JSON.
+
+    Every other deck goes, so a deck that has lost its last note goes with it.
+    """
+    import genanki
+    from genanki.apkg_col import APKG_COL
+    from genanki.apkg_schema import APKG_SCHEMA
+
+    empty = sqlite3.connect(":memory:")  # genanki's empty collection, for its Default deck
+    try:
+        empty.executescript(APKG_SCHEMA)
+        empty.executescript(APKG_COL)
+        (listed,) = empty.execute("SELECT decks FROM col").fetchone()
+    finally:
+        empty.close()
+    kept = {k: v for k, v in json.loads(listed).items() if k == "1"}
+    kept.update({str(deck_id): genanki.Deck(deck_id, name).to_json() for name, deck_id in named})
+    return json.dumps(kept)
 
 
 class _Ids:
