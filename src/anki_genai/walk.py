@@ -23,19 +23,21 @@ def find_sources(sources: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]
 
 def found_files(
     sources: Sequence[Path],
-) -> tuple[list[tuple[Path, Path, Stamp | None]], list[Diagnostic]]:
+) -> tuple[list[tuple[Path, str, Stamp | None]], list[Diagnostic]]:
     """As `find_sources`, each file with its real path and its stamp (None: gone)."""
+    # Paths are strings until the end: pathlib's operations cost a large project's rebuild
+    # more than finding and stat-ing its files.
     # real path -> as named, so a file given twice is read once
-    found: dict[Path, tuple[Path, Stamp | None]] = {}
-    real_folders: dict[str, Path] = {}
+    found: dict[str, tuple[str, Stamp | None]] = {}
+    real_folders: dict[str, str] = {}
     skipped: list[Diagnostic] = []
     for source in sources:
         if not source.exists():
             raise SourceError("no such file or folder", source)
         if source.is_dir():
-            entries = sorted(_walk_markdown(source), key=lambda entry: entry[0].parts)
+            entries = sorted(_walk_markdown(source), key=lambda entry: entry[0].split(os.sep))
         else:
-            entries = [(source, os.path.islink(source))]
+            entries = [(str(source), os.path.islink(source))]
         if not entries:
             raise SourceError(
                 "no Markdown files (*.md) in this folder or below it; name the folder that "
@@ -51,21 +53,22 @@ def found_files(
             if kind:
                 # Reading a FIFO would wait forever for a writer; a device, read forever.
                 message = f"{kind}, not a regular file: skipped"
-                skipped.append(Diagnostic(SourceLocation(path, 1), message, Severity.WARNING))
+                location = SourceLocation(Path(path), 1)
+                skipped.append(Diagnostic(location, message, Severity.WARNING))
                 continue
-            real = real_path(path) if is_link else _real_in(path, real_folders)
+            real = os.path.realpath(path) if is_link else _real_in(path, real_folders)
             found.setdefault(real, (path, stamp_of(info) if info is not None else None))
-    return [(path, real, stamp) for real, (path, stamp) in found.items()], skipped
+    return [(Path(path), real, stamp) for real, (path, stamp) in found.items()], skipped
 
 
-def _real_in(path: Path, real_folders: dict[str, Path]) -> Path:
-    """`real_path(path)` of a file that is not a link, the real path of its folder found once
-    for all the files in it."""
-    parent, _, name = str(path).rpartition(os.sep)
+def _real_in(path: str, real_folders: dict[str, str]) -> str:
+    """`os.path.realpath(path)` of a file that is not a link, the real path of its folder
+    found once for all the files in it."""
+    parent, _, name = path.rpartition(os.sep)
     folder = real_folders.get(parent)
     if folder is None:
-        folder = real_folders[parent] = real_path(path.parent)
-    return folder / name
+        folder = real_folders[parent] = os.path.realpath(parent or os.curdir)
+    return os.path.join(folder, name)
 
 
 def _not_regular(mode: int) -> str:
@@ -81,10 +84,10 @@ def _not_regular(mode: int) -> str:
     return "a folder" if stat.S_ISDIR(mode) else "a special file"
 
 
-def _walk_markdown(folder: Path) -> Iterator[tuple[Path, bool]]:
+def _walk_markdown(folder: Path) -> Iterator[tuple[str, bool]]:
     """Every Markdown file under `folder`, and whether it is a symbolic link."""
     # Symlinked folders are not followed, so a link loop cannot make the walk endless.
-    pending = [folder]
+    pending = [str(folder)]
     while pending:
         current = pending.pop()
         try:
@@ -104,9 +107,9 @@ def _walk_markdown(folder: Path) -> Iterator[tuple[Path, bool]]:
                 is_folder = False
             if is_folder:
                 if not entry.is_symlink() and not skipped_folder(name):
-                    pending.append(current / name)
+                    pending.append(os.path.join(current, name))
             elif name.endswith(".md") and not name.startswith("."):
-                yield current / name, entry.is_symlink()
+                yield os.path.join(current, name), entry.is_symlink()
 
 
 def skipped_folder(name: str) -> bool:
@@ -120,7 +123,7 @@ def real_path(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def relative_in(real: Path, root: Path) -> str | None:
+def relative_in(real: Path | str, root: Path) -> str | None:
     """`real`'s path relative to `root`, '/'-separated; None when it is not inside."""
     # Strings, not pathlib's operations: a large project has thousands of files, and a
     # rebuild that finds few of them changed spends most of its time finding them.
