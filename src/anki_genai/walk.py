@@ -64,7 +64,7 @@ def found_files(
 def _real_in(path: str, real_folders: dict[str, str]) -> str:
     """`os.path.realpath(path)` of a file that is not a link, the real path of its folder
     found once for all the files in it."""
-    parent, _, name = path.rpartition(os.sep)
+    parent, name = os.path.split(path)  # ("/", name) for a file at the root
     folder = real_folders.get(parent)
     if folder is None:
         folder = real_folders[parent] = os.path.realpath(parent or os.curdir)
