@@ -131,10 +131,12 @@ _WATCHED = """
 import sys, time
 from pathlib import Path
 from anki_genai.build import BuildMemo, BuildOptions, build
+from anki_genai.workers import warm_up
 source, output, edited = map(Path, sys.argv[1:4])
 options = BuildOptions(sources=(source,), output=output)
 memo = BuildMemo()
 build(options, memo=memo)
+warm_up()  # as `build --watch` does before it waits
 text = edited.read_text(encoding="utf-8")
 edited.write_text(text.replace("。", "？", 1), encoding="utf-8")
 start = time.perf_counter()

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from anki_genai import __version__, report
+from anki_genai import __version__, report, workers
 from anki_genai.build import (
     BuildMemo,
     BuildOptions,
@@ -331,6 +331,7 @@ def _watch(
 
     with contextlib.suppress(KeyboardInterrupt):
         first()
+        workers.warm_up()
         report.message("Watching for changes; press Ctrl-C to stop.", verbosity=verbosity)
         for _changes in watchfiles.watch(
             *options.sources, watch_filter=relevant, raise_interrupt=False, debounce=300

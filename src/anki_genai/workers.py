@@ -92,6 +92,16 @@ def _watch_parent(parent: int) -> None:  # pragma: no cover - CI runs on Linux
     os._exit(1)
 
 
+def warm_up() -> None:
+    """Load now what a rebuild after an edit needs: the renderer, and genanki to patch the
+    package. A watching process does it while it waits, so that its first save costs what
+    the later ones do; an unchanged project's first build needed neither."""
+    from anki_genai.apkg.collection import CollectionWriter
+
+    _renderer()
+    CollectionWriter()
+
+
 @functools.cache
 def _renderer() -> Renderer:
     """One renderer per process: building its parser and sanitiser takes a while."""
