@@ -136,6 +136,21 @@ def test_folders_become_subdecks_under_the_deck_option(
     }
 
 
+def test_a_rebuild_that_adds_a_deck_ships_it(
+    sources: Path, tmp_path: Path, anki: AnkiCollection
+) -> None:
+    """A rebuild patches the last package's collection; a deck new since then is in it."""
+    package = tmp_path / "out.apkg"
+    assert run_cli("build", sources, "-o", package).exit_code == 0
+    (sources / "go").mkdir()
+    basics = GOOD.replace("网络", "Go 基础").replace("TCP", "goroutine")
+    (sources / "go" / "basics.md").write_text(basics, "utf-8")
+    assert run_cli("build", sources, "-o", package).exit_code == 0
+    anki.import_package(package)
+    assert anki.deck_names() - {"Default"} == {"网络", "go", "go::Go 基础"}
+    assert len(anki.notes()) == 2
+
+
 def test_front_matter_sets_deck_and_tags(tmp_path: Path, anki: AnkiCollection) -> None:
     """Front matter `deck` and `tags` apply to the file's notes; the file tag is kept."""
     source = tmp_path / "my notes.md"

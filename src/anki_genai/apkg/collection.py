@@ -72,11 +72,7 @@ class CollectionWriter:
             db.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to roll back to
             db.execute("PRAGMA synchronous = OFF")
             cursor = db.cursor()
-            from genanki.apkg_col import APKG_COL
-            from genanki.apkg_schema import APKG_SCHEMA
-
-            cursor.executescript(APKG_SCHEMA)
-            cursor.executescript(APKG_COL)
+            _create_empty(cursor)
             self.write_decks_and_note_type(cursor, decks, note_type_mod)
             first_id = max((n.mod for n in notes), default=note_type_mod) * 1000
             note_ids = self.insert_notes(cursor, notes, decks, first_id)
@@ -139,19 +135,30 @@ def _decks_json(named: tuple[tuple[str, int], ...]) -> str:
     Every other deck goes, so a deck that has lost its last note goes with it.
     """
     import genanki
-    from genanki.apkg_col import APKG_COL
-    from genanki.apkg_schema import APKG_SCHEMA
 
-    empty = sqlite3.connect(":memory:")  # genanki's empty collection, for its Default deck
+    kept = _default_deck()
+    kept.update({str(deck_id): genanki.Deck(deck_id, name).to_json() for name, deck_id in named})
+    return json.dumps(kept)
+
+
+def _default_deck() -> dict[str, object]:
+    """genanki's Default deck, by id, as its empty collection holds it."""
+    empty = sqlite3.connect(":memory:")
     try:
-        empty.executescript(APKG_SCHEMA)
-        empty.executescript(APKG_COL)
+        _create_empty(empty.cursor())
         (listed,) = empty.execute("SELECT decks FROM col").fetchone()
     finally:
         empty.close()
-    kept = {k: v for k, v in json.loads(listed).items() if k == "1"}
-    kept.update({str(deck_id): genanki.Deck(deck_id, name).to_json() for name, deck_id in named})
-    return json.dumps(kept)
+    return {k: v for k, v in json.loads(listed).items() if k == "1"}
+
+
+def _create_empty(cursor: sqlite3.Cursor) -> None:
+    """genanki's empty collection: its tables, and its one row of settings and decks."""
+    from genanki.apkg_col import APKG_COL
+    from genanki.apkg_schema import APKG_SCHEMA
+
+    cursor.executescript(APKG_SCHEMA)
+    cursor.executescript(APKG_COL)
 
 
 class _Ids:
